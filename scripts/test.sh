@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Install what the tests need, then lint and run the whole suite.
+# The tests start their own registries and builds on 127.0.0.1 only.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# Real parts the tests use: a registry (distribution 2.8), podman for
+# multi-platform builds, skopeo as a benchmark baseline, htpasswd for basic auth.
+need=()
+for pair in docker-registry:docker-registry podman:podman skopeo:skopeo htpasswd:apache2-utils; do
+    command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
+done
+if [ ${#need[@]} -gt 0 ]; then
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+python3 -m pip install -q -e '.[test]'
+python3 -m ruff check src tests bench
+python3 -m pytest "$@"

@@ -1,0 +1,78 @@
+"""The `matrix` command line.
+
+Each subcommand lives in its own module of this package and provides
+``register(subparsers)``. Modules keep heavy imports (httpx, python-on-whales,
+jinja2, rich) inside their run functions, so that ``matrix plan`` starts fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from matrix import __version__
+from matrix.errors import UserError
+
+# Subcommand modules, in the order --help lists them.
+COMMANDS = ("plan",)
+
+DESCRIPTION = """\
+Plan, build, publish and verify the release-matrix Docker images of Prefect.
+
+A release such as 2.11.5 expands into one image per Python version x flavor
+(standard, conda, kubernetes), each built for every platform of its line, and
+tagged exactly as Prefect publishes it: 2.11.5-python3.10, 2.11-python3.10,
+2-python3.10, 2-latest, sha-<commit>-python3.10 and the -conda twins.
+The facts per release line live in versions.toml (see --config).
+"""
+
+EPILOG = """\
+examples:
+  matrix plan --version 2.11.5                 what 2.11.5 publishes, as a table
+  matrix plan --version 2.11.5 --format json   the same, for programs
+  matrix plan --version 2.10.22 --releases releases.txt
+                                               a backport: only 2.10-* tags move
+
+exit codes: 0 success, 1 a check found a difference, 2 bad input or a refusal
+(one line on stderr; nothing was pushed or moved).
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line: what is wrong and where to look."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="matrix",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"matrix {__version__}")
+    subparsers = parser.add_subparsers(
+        title="commands", metavar="COMMAND", required=True, parser_class=_Parser
+    )
+    for name in COMMANDS:
+        importlib.import_module(f"matrix.cli.{name}").register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except UserError as error:
+        print(f"matrix: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("matrix: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader (`| head`) went away: not an error of ours.
+        sys.stderr.close()
+        return 0

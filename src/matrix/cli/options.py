@@ -1,0 +1,108 @@
+"""Options several subcommands share, defined once."""
+
+from __future__ import annotations
+
+import argparse
+
+from matrix.errors import UserError
+
+FORMATS = ("table", "json", "github")
+
+
+def add_config(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="versions.toml to use (default: the one packaged with matrix)",
+    )
+
+
+def add_release_selection(parser: argparse.ArgumentParser) -> None:
+    """--version and the filters that pick images out of a release."""
+    parser.add_argument(
+        "--version",
+        required=True,
+        metavar="V",
+        help="Prefect version (PEP 440; a leading v is accepted): 2.11.5, 3.0.0rc1, "
+        "2.6.9.post1, or a dev build such as 2.11.5+12.gabc1234",
+    )
+    parser.add_argument(
+        "--sha",
+        metavar="COMMIT",
+        help="the release's git commit (7-40 hex); adds sha-<commit>-pythonX.Y tags",
+    )
+    parser.add_argument(
+        "--python", action="append", default=[], metavar="X.Y",
+        help="only this Python version (repeatable)",
+    )
+    parser.add_argument(
+        "--flavor", action="append", default=[], metavar="NAME",
+        help="only this flavor: standard, conda, kubernetes (repeatable)",
+    )
+    parser.add_argument(
+        "--image", action="append", default=[], metavar="NAME",
+        help="only this image of versions.toml: prefect, prefect-client (repeatable)",
+    )
+    parser.add_argument(
+        "--branch", metavar="NAME",
+        help="dev builds only: also tag <branch>-pythonX.Y in the dev repository",
+    )
+    newest = parser.add_argument_group(
+        "newest in line",
+        "Minor, major and N-latest tags move only for the newest final release of their "
+        "line. Tell matrix which releases exist; with none, it assumes this one is newest "
+        "and says so.",
+    )
+    newest.add_argument(
+        "--releases", metavar="FILE",
+        help="known releases, one version per line ('#' comments allowed)",
+    )
+    choice = newest.add_mutually_exclusive_group()
+    choice.add_argument(
+        "--latest", dest="latest", action="store_true", default=None,
+        help="treat this release as the newest of its major: move major and N-latest tags",
+    )
+    choice.add_argument(
+        "--no-latest", dest="latest", action="store_false",
+        help="never move the major and N-latest tags",
+    )
+
+
+def add_format(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--format", choices=FORMATS, default="table",
+        help="table for people (default), json for programs, github for a GitHub Actions "
+        "matrix ($GITHUB_OUTPUT, $GITHUB_STEP_SUMMARY)",
+    )
+
+
+def read_known_releases(path: str | None):
+    """The versions in a --releases file, or None when none was given."""
+    if path is None:
+        return None
+    from matrix.versions import parse_known_releases
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return parse_known_releases(handle, source=path)
+    except (OSError, UnicodeDecodeError) as error:
+        reason = getattr(error, "strerror", None) or str(error)
+        raise UserError(f"{path}: cannot read the releases file: {reason}") from None
+
+
+def plan_from_args(args: argparse.Namespace):
+    """Load the config and plan the release the common options describe."""
+    from matrix.config import load_config
+    from matrix.plan import plan_release
+
+    return plan_release(
+        load_config(args.config),
+        args.version,
+        commit=args.sha,
+        known=read_known_releases(args.releases),
+        latest=args.latest,
+        pythons=args.python,
+        flavors=args.flavor,
+        images=args.image,
+        branch=args.branch,
+    )

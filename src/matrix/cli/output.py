@@ -1,0 +1,152 @@
+"""How a plan is shown: a rich table, JSON, or a GitHub Actions matrix."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+from matrix.errors import UserError
+from matrix.plan import Plan
+
+# GitHub Actions refuses a job matrix with more entries than this.
+GITHUB_MATRIX_LIMIT = 256
+
+
+def plan_to_dict(plan: Plan) -> dict[str, Any]:
+    """The JSON form. Keys may be added; existing ones keep their meaning."""
+    return {
+        "version": plan.version,
+        "kind": plan.kind.value,
+        "commit": plan.commit,
+        "registry": plan.registry,
+        "line": plan.line,
+        "notes": list(plan.notes),
+        "images": [
+            {
+                "key": spec.key,
+                "image": spec.repository,
+                "name": spec.image,
+                "python": spec.python,
+                "flavor": spec.flavor,
+                "platforms": list(spec.platforms),
+                "tags": spec.tags,
+                "targets": [
+                    {
+                        "repository": t.repository,
+                        "tag": t.tag,
+                        "kind": t.kind.value,
+                        "floating": t.kind.floating,
+                    }
+                    for t in spec.targets
+                ],
+                "dockerfile": spec.template,
+                "build_args": spec.build_args,
+                "labels": spec.labels,
+            }
+            for spec in plan.images
+        ],
+        "summary": {"images": len(plan.images), "tags": len(plan.targets)},
+    }
+
+
+def print_json(plan: Plan) -> None:
+    json.dump(plan_to_dict(plan), sys.stdout, indent=2)
+    sys.stdout.write("\n")
+
+
+def github_matrix(plan: Plan) -> dict[str, list[dict[str, str]]]:
+    """A ``strategy.matrix`` value: one job per image and platform."""
+    include = [
+        {
+            "key": spec.key,
+            "name": spec.image,
+            "image": spec.repository,
+            "version": plan.version,
+            "python": spec.python,
+            "flavor": spec.flavor,
+            "platform": platform,
+            "platform_slug": platform.replace("/", "-"),
+        }
+        for spec in plan.images
+        for platform in spec.platforms
+    ]
+    if len(include) > GITHUB_MATRIX_LIMIT:
+        raise UserError(
+            f"the GitHub matrix would have {len(include)} jobs, GitHub allows "
+            f"{GITHUB_MATRIX_LIMIT}: split it with --image, --flavor or --python"
+        )
+    return {"include": include}
+
+
+def write_github(plan: Plan) -> None:
+    """Write the matrix to $GITHUB_OUTPUT and a table to $GITHUB_STEP_SUMMARY."""
+    matrix = json.dumps(github_matrix(plan), separators=(",", ":"))
+    outputs = {
+        "matrix": matrix,
+        "version": plan.version,
+        "kind": plan.kind.value,
+        "jobs": str(len(json.loads(matrix)["include"])),
+    }
+    output_path = os.environ.get("GITHUB_OUTPUT")
+    if output_path:
+        with open(output_path, "a", encoding="utf-8") as handle:
+            handle.writelines(f"{name}={value}\n" for name, value in outputs.items())
+    summary_path = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary_path:
+        with open(summary_path, "a", encoding="utf-8") as handle:
+            handle.write(markdown_summary(plan))
+    sys.stdout.write(matrix + "\n")
+
+
+def markdown_summary(plan: Plan) -> str:
+    rows = [
+        f"### Images of Prefect {plan.version} ({plan.kind.value})",
+        "",
+        "| image | python | flavor | platforms | tags |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for spec in plan.images:
+        tags = " ".join(f"`{_marked(t)}`" for t in spec.targets)
+        rows.append(
+            f"| {spec.repository} | {spec.python} | {spec.flavor} | "
+            f"{', '.join(spec.platforms)} | {tags} |"
+        )
+    rows += ["", _summary_line(plan), *(f"> {note}" for note in plan.notes), ""]
+    return "\n".join(rows) + "\n"
+
+
+def _marked(target) -> str:
+    """A tag as shown to people: the repository when it is not the image's, * if floating."""
+    return f"{target.tag}*" if target.kind.floating else target.tag
+
+
+def _summary_line(plan: Plan) -> str:
+    floating = sum(t.kind.floating for t in plan.targets)
+    return (
+        f"{len(plan.images)} images, {len(plan.targets)} tags "
+        f"({floating} floating, marked *)"
+    )
+
+
+def print_table(plan: Plan) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title=f"Prefect {plan.version} ({plan.kind.value}, line {plan.line})")
+    for column in ("repository", "python", "flavor", "platforms", "tags"):
+        table.add_column(column, overflow="fold")
+    for spec in plan.images:
+        by_repository: dict[str, list[str]] = {}
+        for target in spec.targets:
+            by_repository.setdefault(target.repository, []).append(_marked(target))
+        for repository, tags in by_repository.items():
+            table.add_row(
+                repository, spec.python, spec.flavor, "\n".join(spec.platforms), "\n".join(tags)
+            )
+    console.print(table)
+    console.print(_summary_line(plan), highlight=False)
+    for note in plan.notes:
+        console.print(f"note: {note}", style="yellow", highlight=False)

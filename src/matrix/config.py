@@ -1,0 +1,362 @@
+"""versions.toml: schema, loading, and the facts in force for one release.
+
+The file is validated by pydantic; any problem becomes one ConfigError line that
+names the file, the line, the key, the value and what was expected.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import Version
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from matrix.errors import ConfigError, InvalidReference, PlanError, VersionError
+from matrix.reference import parse_reference
+from matrix.versions import parse_version
+
+PACKAGED_CONFIG = Path(__file__).with_name("versions.toml")
+
+_PYTHON_RE = re.compile(r"3\.\d{1,2}")
+_PLATFORM_RE = re.compile(r"[a-z0-9]+/[a-z0-9_]+(?:/[a-z0-9]+)?")
+_BUILD_ARG_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Build args reach Dockerfile ARG lines and pip command lines: no newline, quote,
+# `$`, `;`, `&`, `|`, backtick or other shell syntax can get through.
+_BUILD_ARG_VALUE_RE = re.compile(r"[A-Za-z0-9_.,:=<>!~\[\]/+@ -]*")
+_SUFFIX_RE = re.compile(r"(?:-[a-z0-9]+)?")
+_TEMPLATE_RE = re.compile(r"[A-Za-z0-9_.-]+\.j2")
+
+
+def _python(value: str) -> str:
+    if not _PYTHON_RE.fullmatch(value):
+        raise ValueError(f"expected a Python minor version like '3.10', got {value!r}")
+    return value
+
+
+def _platform(value: str) -> str:
+    if not _PLATFORM_RE.fullmatch(value):
+        raise ValueError(f"expected a platform like 'linux/amd64', got {value!r}")
+    return value
+
+
+def _build_args(value: dict[str, str]) -> dict[str, str]:
+    for name, arg in value.items():
+        if not _BUILD_ARG_NAME_RE.fullmatch(name):
+            raise ValueError(f"build arg name {name!r} is not a valid ARG name")
+        if not _BUILD_ARG_VALUE_RE.fullmatch(arg):
+            raise ValueError(
+                f"build arg {name}={arg!r} has a character outside letters, digits, "
+                "spaces and _.,:=<>!~[]/+@-"
+            )
+    return value
+
+
+def _repository(value: str) -> str:
+    try:
+        parsed = parse_reference(f"registry.invalid/{value}")
+    except InvalidReference:
+        parsed = None
+    if parsed is None or parsed.repository != value or parsed.tag or parsed.digest:
+        raise ValueError(f"expected a repository path like 'prefecthq/prefect', got {value!r}")
+    return value
+
+
+def _template(value: str) -> str:
+    if not _TEMPLATE_RE.fullmatch(value):
+        raise ValueError(f"expected a template file name ending in .j2, got {value!r}")
+    return value
+
+
+Python = Annotated[str, AfterValidator(_python)]
+Platform = Annotated[str, AfterValidator(_platform)]
+BuildArgs = Annotated[dict[str, str], AfterValidator(_build_args)]
+Repository = Annotated[str, AfterValidator(_repository)]
+Template = Annotated[str, AfterValidator(_template)]
+PrereleaseDevTags = Literal["none", "dev-repository", "release-repository"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ImageConfig(_Strict):
+    repository: Repository
+    dev_repository: Repository
+    source: str
+    flavors: list[str] = Field(min_length=1)
+    template: Template | None = None
+
+
+class FlavorConfig(_Strict):
+    suffix: str
+    template: Template
+    build_args: BuildArgs = {}
+
+    @field_validator("suffix")
+    @classmethod
+    def _suffix(cls, value: str) -> str:
+        if not _SUFFIX_RE.fullmatch(value):
+            raise ValueError(f"expected '' or a suffix like '-conda', got {value!r}")
+        return value
+
+
+class LineSettings(_Strict):
+    """Settings a [[lines]] entry may give and [defaults] may supply."""
+
+    platforms: list[Platform] | None = Field(default=None, min_length=1)
+    release_sha_tags: bool | None = None
+    sha_length: int | None = Field(default=None, ge=7, le=40)
+    prerelease_dev_tags: PrereleaseDevTags | None = None
+    images: list[str] | None = Field(default=None, min_length=1)
+    latest_python: Python | None = None
+    python: dict[str, list[Python]] | None = None
+    build_args: dict[str, BuildArgs] | None = None
+
+
+class LineConfig(LineSettings):
+    versions: str
+
+    @field_validator("versions")
+    @classmethod
+    def _versions(cls, value: str) -> str:
+        _bounds(value)
+        return value
+
+    @property
+    def bounds(self) -> tuple[Version, Version]:
+        return _bounds(self.versions)
+
+
+def _bounds(text: str) -> tuple[Version, Version]:
+    """``">=2.10.20, <2.12.0"`` -> (2.10.20, 2.12.0); nothing else is accepted."""
+    expected = "expected '>=X.Y.Z, <X.Y.Z'"
+    try:
+        specifiers = {s.operator: s.version for s in SpecifierSet(text)}
+    except InvalidSpecifier:
+        raise ValueError(f"{expected}, got {text!r}") from None
+    if set(specifiers) != {">=", "<"}:
+        raise ValueError(f"{expected}, got {text!r}")
+    try:
+        low, high = parse_version(specifiers[">="]), parse_version(specifiers["<"])
+    except VersionError as error:
+        raise ValueError(f"{expected}: {error}") from None
+    if not low < high:
+        raise ValueError(f"empty range {text!r}: the lower bound must be below the upper")
+    return low, high
+
+
+class Config(_Strict):
+    schema_version: Literal[1] = Field(alias="schema")
+    registry: str
+    templates: str = "dockerfiles"
+    defaults: LineSettings = LineSettings()
+    images: dict[str, ImageConfig] = Field(min_length=1)
+    flavors: dict[str, FlavorConfig] = Field(min_length=1)
+    lines: list[LineConfig] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Config:
+        for name, image in self.images.items():
+            for flavor in image.flavors:
+                if flavor not in self.flavors:
+                    raise ValueError(f"image {name!r} names flavor {flavor!r}, not in [flavors]")
+        ordered = sorted(enumerate(self.lines), key=lambda pair: pair[1].bounds[0])
+        for (i, before), (j, after) in itertools.pairwise(ordered):
+            if before.bounds[1] > after.bounds[0]:
+                raise ValueError(
+                    f"lines[{i}] ({before.versions}) overlaps lines[{j}] ({after.versions})"
+                )
+        return self
+
+
+@dataclass(frozen=True)
+class LineFacts:
+    """Everything versions.toml says about the releases of one [[lines]] entry."""
+
+    versions: str
+    platforms: tuple[str, ...]
+    release_sha_tags: bool
+    sha_length: int
+    prerelease_dev_tags: PrereleaseDevTags
+    images: tuple[str, ...]
+    latest_python: str
+    python: dict[str, tuple[str, ...]]  # flavor -> Pythons, in file order
+    build_args: dict[str, dict[str, str]]  # flavor -> args this line sets
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    """A validated versions.toml and where it came from."""
+
+    config: Config
+    source: str  # shown in messages
+    templates_dir: Path
+    facts: tuple[LineFacts, ...]
+
+    def facts_for(self, version: Version) -> LineFacts:
+        release = Version(version.base_version)
+        for line, facts in zip(self.config.lines, self.facts, strict=True):
+            low, high = line.bounds
+            if low <= release < high:
+                return facts
+        raise PlanError(
+            f"no [[lines]] entry of {self.source} covers {version} "
+            f"(it covers {_describe_coverage(self.config.lines)})"
+        )
+
+
+def _describe_coverage(lines: list[LineConfig]) -> str:
+    spans: list[list[Version]] = []
+    for low, high in sorted(line.bounds for line in lines):
+        if spans and spans[-1][1] == low:
+            spans[-1][1] = high
+        else:
+            spans.append([low, high])
+    return ", ".join(f"{low} up to {high} (excluded)" for low, high in spans)
+
+
+def _resolve(config: Config, line: LineConfig, index: int) -> LineFacts:
+    where = f"lines[{index}] ({line.versions})"
+    merged: dict[str, Any] = {}
+    for name in LineSettings.model_fields:
+        value = getattr(line, name)
+        merged[name] = value if value is not None else getattr(config.defaults, name)
+        if merged[name] is None and name == "build_args":
+            merged[name] = {}  # the flavors' own build args are enough
+        elif merged[name] is None:
+            raise ValueError(f"{where}: no {name!r}, and [defaults] gives none")
+    for image in merged["images"]:
+        if image not in config.images:
+            raise ValueError(f"{where}: image {image!r} is not in [images]")
+    for flavor in list(merged["python"]) + list(merged["build_args"]):
+        if flavor not in config.flavors:
+            raise ValueError(f"{where}: flavor {flavor!r} is not in [flavors]")
+    for flavor, pythons in merged["python"].items():
+        if len(set(pythons)) != len(pythons):
+            raise ValueError(f"{where}: python.{flavor} lists a version twice")
+    latest = merged["latest_python"]
+    if latest not in merged["python"].get("standard", ()):
+        raise ValueError(f"{where}: latest_python {latest!r} is not in python.standard")
+    return LineFacts(
+        versions=line.versions,
+        platforms=tuple(merged["platforms"]),
+        release_sha_tags=merged["release_sha_tags"],
+        sha_length=merged["sha_length"],
+        prerelease_dev_tags=merged["prerelease_dev_tags"],
+        images=tuple(merged["images"]),
+        latest_python=latest,
+        python={flavor: tuple(pythons) for flavor, pythons in merged["python"].items()},
+        build_args=dict(merged["build_args"]),
+    )
+
+
+def load_config(path: str | Path | None = None) -> LoadedConfig:
+    """Load versions.toml from ``path``, or the one packaged with matrix."""
+    if path is None:
+        path = PACKAGED_CONFIG
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        reason = getattr(error, "strerror", None) or str(error)
+        raise ConfigError(f"{path}: cannot read the config: {reason}") from None
+    return parse_config(text, source=str(path), base_dir=path.parent)
+
+
+def parse_config(text: str, source: str, base_dir: Path) -> LoadedConfig:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{source}: not valid TOML: {error}") from None
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(_describe(error, text, source)) from None
+    try:
+        facts = tuple(_resolve(config, line, i) for i, line in enumerate(config.lines))
+    except ValueError as error:
+        raise ConfigError(f"{source}: {error}") from None
+    return LoadedConfig(config, source, base_dir / config.templates, facts)
+
+
+def _describe(error: ValidationError, text: str, source: str) -> str:
+    first = error.errors()[0]
+    loc = tuple(first["loc"])
+    key = _format_loc(loc)
+    message = first["msg"].removeprefix("Value error, ")
+    line = _locate(text, loc)
+    where = f"{source}:{line}" if line else source
+    more = error.error_count() - 1
+    tail = f" (+{more} more {'error' if more == 1 else 'errors'})" if more else ""
+    if first["type"] in ("missing", "value_error") and not key:
+        return f"{where}: {message}{tail}"
+    if first["type"] == "missing":
+        return f"{where}: {key}: required key is missing{tail}"
+    value = first.get("input")
+    shown = "" if isinstance(value, dict | list) else f" (got {value!r})"
+    return f"{where}: {key}: {message}{shown}{tail}"
+
+
+def _format_loc(loc: tuple[Any, ...]) -> str:
+    parts: list[str] = []
+    for part in loc:
+        if isinstance(part, int):
+            parts.append(f"[{part}]")
+        else:
+            parts.append(("." if parts else "") + str(part))
+    return "".join(parts)
+
+
+_HEADER_RE = re.compile(r"^\s*(\[\[?)\s*([A-Za-z0-9_.\-\"]+)\s*\]\]?")
+
+
+def _locate(text: str, loc: tuple[Any, ...]) -> int | None:
+    """Best-effort 1-based line of the key at ``loc``, for error messages.
+
+    tomllib keeps no positions, so this finds the table header the key lives under
+    (counting ``[[lines]]`` occurrences for list indexes) and then the key's line.
+    """
+    rows = text.splitlines()
+    headers = []
+    for number, row in enumerate(rows):
+        match = _HEADER_RE.match(row)
+        if match:
+            headers.append((number, match.group(2).replace('"', ""), match.group(1) == "[["))
+    start, end, rest = 0, len(rows), [str(p) for p in loc if not isinstance(p, int)]
+    if len(loc) >= 2 and isinstance(loc[1], int):
+        occurrences = [n for n, name, array in headers if array and name == loc[0]]
+        if loc[1] < len(occurrences):
+            start = occurrences[loc[1]]
+            later = [n for n, name, array in headers if n > start and (array or
+                     not name.startswith(f"{loc[0]}."))]
+            end = later[0] if later else len(rows)
+            rest = [str(p) for p in loc[2:] if not isinstance(p, int)]
+    else:
+        for size in range(len(rest), 0, -1):
+            dotted = ".".join(rest[:size])
+            found = [n for n, name, _ in headers if name == dotted]
+            if found:
+                start = found[0]
+                end = next((n for n, _, _ in headers if n > start), len(rows))
+                rest = rest[size:]
+                break
+    for key in rest:
+        pattern = re.compile(rf"^\s*(?:[\w\-\"]+\.)*\"?{re.escape(key)}\"?\s*(?:=|\.)")
+        hit = next((n for n in range(start, end) if pattern.match(rows[n])), None)
+        if hit is None:
+            break
+        start = hit
+    return start + 1 if rows else None

@@ -1,0 +1,91 @@
+"""Prefect release versions: PEP 440 parsing and the questions the tag rules ask.
+
+A release version has exactly three release numbers (``2.11.5``), so that its full
+tag can never be mistaken for a floating one (``2.11`` is the minor tag). A leading
+``v`` is accepted and dropped, as is everything PEP 440 normalizes
+(``3.0.0-RC.1`` is ``3.0.0rc1``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from enum import StrEnum
+
+from packaging.version import InvalidVersion, Version
+
+from matrix.errors import VersionError
+
+_COMMIT_IN_LOCAL = re.compile(r"(?:^|\.)g([0-9a-f]{7,40})(?:\.|$)")
+
+
+class Kind(StrEnum):
+    FINAL = "final"  # includes post releases, which supersede their base
+    PRERELEASE = "prerelease"  # a, b, rc or .devN
+    DEV = "dev"  # a local segment: an untagged build, e.g. 2.11.5+12.gabc1234
+
+
+def parse_version(text: str) -> Version:
+    """Parse a Prefect release version or raise VersionError saying why not."""
+    try:
+        version = Version(text)
+    except (InvalidVersion, TypeError):
+        raise VersionError(
+            f"invalid version {text!r}: not a PEP 440 version (expected e.g. 2.11.5, "
+            "3.0.0rc1, 2.6.9.post1 or 2.11.5+12.gabc1234)"
+        ) from None
+    if version.epoch:
+        raise VersionError(f"invalid version {text!r}: Prefect versions have no epoch")
+    if len(version.release) != 3:
+        raise VersionError(
+            f"invalid version {text!r}: a release has exactly three numbers X.Y.Z, "
+            f"got {len(version.release)}"
+        )
+    return version
+
+
+def kind(version: Version) -> Kind:
+    if version.local is not None:
+        return Kind.DEV
+    if version.is_prerelease:
+        return Kind.PRERELEASE
+    return Kind.FINAL
+
+
+def line_of(version: Version) -> tuple[int, int]:
+    """The minor release line, ``(2, 11)`` for 2.11.5."""
+    return version.major, version.minor
+
+
+def commit_from_local(version: Version) -> str | None:
+    """The commit of a versioneer-style local segment: ``abc1234`` from ``+12.gabc1234``."""
+    if version.local is None:
+        return None
+    match = _COMMIT_IN_LOCAL.search(version.local)
+    return match.group(1) if match else None
+
+
+def parse_known_releases(lines: Iterable[str], source: str) -> list[Version]:
+    """Versions listed one per line (blank lines and ``#`` comments allowed)."""
+    known = []
+    for number, raw in enumerate(lines, start=1):
+        text = raw.split("#", 1)[0].strip()
+        if not text:
+            continue
+        try:
+            known.append(parse_version(text))
+        except VersionError as error:
+            raise VersionError(f"{source}:{number}: {error}") from None
+    return known
+
+
+def newest_final(
+    versions: Iterable[Version], major: int, minor: int | None = None
+) -> Version | None:
+    """The newest final release of a major (or of one minor line) among ``versions``."""
+    candidates = [
+        v
+        for v in versions
+        if kind(v) is Kind.FINAL and v.major == major and (minor is None or v.minor == minor)
+    ]
+    return max(candidates, default=None)
