@@ -340,8 +340,11 @@ def _locate(text: str, loc: tuple[Any, ...]) -> int | None:
         occurrences = [n for n, name, array in headers if array and name == loc[0]]
         if loc[1] < len(occurrences):
             start = occurrences[loc[1]]
-            later = [n for n, name, array in headers if n > start and (array or
-                     not name.startswith(f"{loc[0]}."))]
+            later = [
+                n
+                for n, name, array in headers
+                if n > start and (array or not name.startswith(f"{loc[0]}."))
+            ]
             end = later[0] if later else len(rows)
             rest = [str(p) for p in loc[2:] if not isinstance(p, int)]
     else:

@@ -151,9 +151,16 @@ def plan_release(
         image = loaded.config.images[image_name]
         suffix = loaded.config.flavors[flavor].suffix
         targets = _targets(
-            version, release_kind, facts, newest, commit, branch,
-            repository=image.repository, dev_repository=image.dev_repository,
-            python=python, suffix=suffix,
+            version,
+            release_kind,
+            facts,
+            newest,
+            commit,
+            branch,
+            repository=image.repository,
+            dev_repository=image.dev_repository,
+            python=python,
+            suffix=suffix,
         )
         build_args = {"PYTHON_VERSION": python, "PREFECT_VERSION": str(version)}
         build_args |= loaded.config.flavors[flavor].build_args

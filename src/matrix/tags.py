@@ -45,9 +45,7 @@ def slugify_tag(text: str, max_length: int = 0) -> str:
     """
     from slugify import slugify  # only dev builds and branch tags need it
 
-    return slugify(
-        text, lowercase=False, max_length=max_length, regex_pattern=r"[^a-zA-Z0-9_.-]+"
-    )
+    return slugify(text, lowercase=False, max_length=max_length, regex_pattern=r"[^a-zA-Z0-9_.-]+")
 
 
 def get_prefect_image_name(

@@ -32,19 +32,29 @@ def add_release_selection(parser: argparse.ArgumentParser) -> None:
         help="the release's git commit (7-40 hex); adds sha-<commit>-pythonX.Y tags",
     )
     parser.add_argument(
-        "--python", action="append", default=[], metavar="X.Y",
+        "--python",
+        action="append",
+        default=[],
+        metavar="X.Y",
         help="only this Python version (repeatable)",
     )
     parser.add_argument(
-        "--flavor", action="append", default=[], metavar="NAME",
+        "--flavor",
+        action="append",
+        default=[],
+        metavar="NAME",
         help="only this flavor: standard, conda, kubernetes (repeatable)",
     )
     parser.add_argument(
-        "--image", action="append", default=[], metavar="NAME",
+        "--image",
+        action="append",
+        default=[],
+        metavar="NAME",
         help="only this image of versions.toml: prefect, prefect-client (repeatable)",
     )
     parser.add_argument(
-        "--branch", metavar="NAME",
+        "--branch",
+        metavar="NAME",
         help="dev builds only: also tag <branch>-pythonX.Y in the dev repository",
     )
     newest = parser.add_argument_group(
@@ -54,23 +64,31 @@ def add_release_selection(parser: argparse.ArgumentParser) -> None:
         "and says so.",
     )
     newest.add_argument(
-        "--releases", metavar="FILE",
+        "--releases",
+        metavar="FILE",
         help="known releases, one version per line ('#' comments allowed)",
     )
     choice = newest.add_mutually_exclusive_group()
     choice.add_argument(
-        "--latest", dest="latest", action="store_true", default=None,
+        "--latest",
+        dest="latest",
+        action="store_true",
+        default=None,
         help="treat this release as the newest of its major: move major and N-latest tags",
     )
     choice.add_argument(
-        "--no-latest", dest="latest", action="store_false",
+        "--no-latest",
+        dest="latest",
+        action="store_false",
         help="never move the major and N-latest tags",
     )
 
 
 def add_format(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--format", choices=FORMATS, default="table",
+        "--format",
+        choices=FORMATS,
+        default="table",
         help="table for people (default), json for programs, github for a GitHub Actions "
         "matrix ($GITHUB_OUTPUT, $GITHUB_STEP_SUMMARY)",
     )

@@ -124,10 +124,7 @@ def _marked(target) -> str:
 
 def _summary_line(plan: Plan) -> str:
     floating = sum(t.kind.floating for t in plan.targets)
-    return (
-        f"{len(plan.images)} images, {len(plan.targets)} tags "
-        f"({floating} floating, marked *)"
-    )
+    return f"{len(plan.images)} images, {len(plan.targets)} tags ({floating} floating, marked *)"
 
 
 def print_table(plan: Plan) -> None:

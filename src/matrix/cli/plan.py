@@ -27,7 +27,10 @@ examples:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "plan", help=HELP, description=DESCRIPTION, epilog=EPILOG,
+        "plan",
+        help=HELP,
+        description=DESCRIPTION,
+        epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     options.add_release_selection(parser)
