@@ -266,8 +266,7 @@ def _resolve(config: Config, line: LineConfig, index: int) -> LineFacts:
 
 def load_config(path: str | Path | None = None) -> LoadedConfig:
     """Load versions.toml from ``path``, or the one packaged with matrix."""
-    if path is None:
-        path = PACKAGED_CONFIG
+    path = PACKAGED_CONFIG if path is None else Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:

@@ -133,16 +133,17 @@ def print_table(plan: Plan) -> None:
 
     console = Console()
     table = Table(title=f"Prefect {plan.version} ({plan.kind.value}, line {plan.line})")
-    for column in ("repository", "python", "flavor", "platforms", "tags"):
-        table.add_column(column, overflow="fold")
+    table.add_column("repository", overflow="fold")
+    for column in ("python", "flavor", "platforms"):
+        table.add_column(column)
+    table.add_column("tags (* floating)", no_wrap=True)
     for spec in plan.images:
         by_repository: dict[str, list[str]] = {}
         for target in spec.targets:
             by_repository.setdefault(target.repository, []).append(_marked(target))
+        platforms = " ".join(p.removeprefix("linux/") for p in spec.platforms)
         for repository, tags in by_repository.items():
-            table.add_row(
-                repository, spec.python, spec.flavor, "\n".join(spec.platforms), "\n".join(tags)
-            )
+            table.add_row(repository, spec.python, spec.flavor, platforms, "\n".join(tags))
     console.print(table)
     console.print(_summary_line(plan), highlight=False)
     for note in plan.notes:

@@ -1,0 +1,157 @@
+"""`matrix plan` as users and workflows run it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from matrix.cli import main
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    try:
+        code = main(list(argv))
+    except SystemExit as exit_:  # argparse's own exits (--help, usage errors)
+        code = exit_.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_json_has_the_documented_keys(capsys):
+    code, out, err = run(
+        capsys,
+        "plan",
+        "--version",
+        "2.11.5",
+        "--format",
+        "json",
+        "--sha",
+        "a597971f7156",
+        "--python",
+        "3.10",
+        "--flavor",
+        "conda",
+    )
+    assert code == 0 and err == ""
+    data = json.loads(out)
+    assert data["version"] == "2.11.5"
+    (image,) = data["images"]
+    assert image["image"] == "prefecthq/prefect"
+    assert image["python"] == "3.10"
+    assert image["flavor"] == "conda"
+    assert image["platforms"] == ["linux/amd64", "linux/arm64"]
+    assert image["tags"] == [
+        "2.11.5-python3.10-conda",
+        "sha-a597971-python3.10-conda",
+        "2.11-python3.10-conda",
+        "2-python3.10-conda",
+        "2-latest-conda",
+    ]
+    assert image["dockerfile"] == "conda.Dockerfile.j2"
+    assert image["build_args"] == {
+        "PYTHON_VERSION": "3.10",
+        "PREFECT_VERSION": "2.11.5",
+        "BASE_IMAGE": "prefect-conda",
+    }
+    assert [t["floating"] for t in image["targets"]] == [False, False, True, True, True]
+
+
+def test_table_lists_every_image_and_marks_floating_tags(capsys):
+    code, out, _ = run(capsys, "plan", "--version", "2.11.5", "--python", "3.10")
+    assert code == 0
+    assert "2.11.5-python3.10" in out and "2-latest*" in out and "2-latest-conda*" in out
+    assert "3 images, 15 tags" not in out  # no sha given: no sha tags
+    assert "3 images, 12 tags (9 floating" in out
+    assert "assuming 2.11.5 is the newest" in out.replace("\n", " ")
+
+
+def test_releases_file_drives_newest_in_line(capsys, tmp_path):
+    releases = tmp_path / "releases.txt"
+    releases.write_text("# published\n2.10.21\n2.11.0\n2.11.5\n")
+    code, out, _ = run(
+        capsys, "plan", "--version", "2.10.22", "--releases", str(releases), "--format", "json"
+    )
+    assert code == 0
+    floating = {t["tag"] for i in json.loads(out)["images"] for t in i["targets"] if t["floating"]}
+    assert floating and all(tag.startswith("2.10-python") for tag in floating)
+
+
+def test_github_format_writes_outputs_and_summary(capsys, tmp_path, monkeypatch):
+    output, summary = tmp_path / "output", tmp_path / "summary.md"
+    monkeypatch.setenv("GITHUB_OUTPUT", str(output))
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    code, out, _ = run(capsys, "plan", "--version", "3.4.25", "--format", "github")
+    assert code == 0
+    values = dict(line.split("=", 1) for line in output.read_text().splitlines())
+    matrix = json.loads(values["matrix"])
+    # 3.4.25: (6 Pythons x 3 flavors + 6 client images) x 2 platforms
+    assert len(matrix["include"]) == 48
+    assert values["jobs"] == "48" and values["version"] == "3.4.25"
+    job = matrix["include"][0]
+    assert set(job) >= {"key", "image", "python", "flavor", "platform", "version"}
+    assert {j["platform"] for j in matrix["include"]} == {"linux/amd64", "linux/arm64"}
+    assert json.loads(out) == matrix
+    text = summary.read_text()
+    assert "| prefecthq/prefect-client | 3.12 | standard |" in text
+    assert "`3-latest*`" in text
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["plan", "--version", "2.x"], "invalid version '2.x'"),
+        (["plan", "--version", "9.0.0"], "covers 9.0.0"),
+        (["plan", "--version", "2.11.5", "--python", "3.13"], "no image for Python 3.13"),
+        (["plan", "--version", "2.11.5", "--flavor", "gpu"], "no 'gpu' flavor"),
+        (["plan", "--version", "2.11.5", "--config", "/nonexistent.toml"], "cannot read"),
+        (["plan", "--version", "2.11.5", "--releases", "/nonexistent"], "cannot read"),
+        (["plan", "--version", "2.11.5", "--format", "yaml"], "invalid choice: 'yaml'"),
+        (["plan"], "required: --version"),
+        (["plan", "--version", "2.11.5", "--latest", "--no-latest"], "not allowed with"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(capsys, argv, message):
+    code, out, err = run(capsys, *argv)
+    assert code == 2
+    assert out == ""
+    assert err.count("\n") == 1 and message in err
+    assert "Traceback" not in err
+
+
+def test_bad_releases_file_names_the_line(capsys, tmp_path):
+    releases = tmp_path / "releases.txt"
+    releases.write_text("2.11.4\nnot-a-version\n")
+    code, _, err = run(capsys, "plan", "--version", "2.11.5", "--releases", str(releases))
+    assert code == 2 and f"{releases}:2: invalid version 'not-a-version'" in err
+
+
+def test_help_teaches_with_examples(capsys):
+    code, out, _ = run(capsys, "plan", "--help")
+    assert code == 0
+    assert "examples:" in out and "--releases" in out and "floating" in out
+
+
+def test_console_script_runs_the_packaged_default():
+    result = subprocess.run(
+        [sys.executable, "-m", "matrix", "plan", "--version", "2.11.5", "--format", "json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(result.stdout)["summary"]["images"] == 11
+
+
+def test_planning_imports_no_network_or_build_library():
+    code = (
+        "import sys; from matrix.cli import main; "
+        "main(['plan', '--version', '2.11.5', '--format', 'json']); "
+        "heavy = {'httpx', 'python_on_whales', 'jinja2', 'rich'} & set(sys.modules); "
+        "sys.stderr.write(repr(sorted(heavy)))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stderr == "[]"

@@ -1,0 +1,306 @@
+"""The tag rules, pinned on real Prefect releases and the packaged versions.toml."""
+
+from __future__ import annotations
+
+import pytest
+
+from matrix.config import load_config
+from matrix.errors import PlanError, VersionError
+from matrix.plan import TagKind, plan_release
+from matrix.tags import get_prefect_image_name
+from matrix.versions import Kind, parse_version
+
+COMMIT = "a597971f7156e7c6e8a2f3b1c2d3e4f5a6b7c8d9"  # 40 hex, as git gives it
+
+
+@pytest.fixture(scope="module")
+def config():
+    return load_config()
+
+
+def known(*versions: str):
+    return [parse_version(v) for v in versions]
+
+
+def tags_by_key(plan) -> dict[str, set[str]]:
+    return {spec.key: {str(t) for t in spec.targets} for spec in plan.images}
+
+
+def test_2_11_5_newest_final_gets_every_tag(config):
+    plan = plan_release(config, "2.11.5", commit=COMMIT, known=known("2.10.21", "2.11.4", "2.11.5"))
+    assert plan.kind is Kind.FINAL
+    tags = tags_by_key(plan)
+    # 2.11: standard and kubernetes on 3.8-3.11, conda on 3.8-3.10 (conda 3.11 from 2.12.0).
+    assert sorted(tags) == sorted(
+        [f"prefect-python{p}" for p in ("3.8", "3.9", "3.10", "3.11")]
+        + [f"prefect-python{p}-conda" for p in ("3.8", "3.9", "3.10")]
+        + [f"prefect-python{p}-kubernetes" for p in ("3.8", "3.9", "3.10", "3.11")]
+    )
+    assert tags["prefect-python3.10"] == {
+        "prefecthq/prefect:2.11.5-python3.10",
+        "prefecthq/prefect:sha-a597971-python3.10",
+        "prefecthq/prefect:2.11-python3.10",
+        "prefecthq/prefect:2-python3.10",
+        "prefecthq/prefect:2-latest",
+    }
+    assert tags["prefect-python3.10-conda"] == {
+        "prefecthq/prefect:2.11.5-python3.10-conda",
+        "prefecthq/prefect:sha-a597971-python3.10-conda",
+        "prefecthq/prefect:2.11-python3.10-conda",
+        "prefecthq/prefect:2-python3.10-conda",
+        "prefecthq/prefect:2-latest-conda",
+    }
+    # 2-latest is Python 3.10 for 2.x, not the highest supported Python.
+    assert tags["prefect-python3.11"] == {
+        "prefecthq/prefect:2.11.5-python3.11",
+        "prefecthq/prefect:sha-a597971-python3.11",
+        "prefecthq/prefect:2.11-python3.11",
+        "prefecthq/prefect:2-python3.11",
+    }
+    assert "prefecthq/prefect:2-latest-kubernetes" in tags["prefect-python3.10-kubernetes"]
+    spec = plan.images[0]
+    assert spec.platforms == ("linux/amd64", "linux/arm64")
+    assert spec.labels["org.opencontainers.image.revision"] == COMMIT
+    assert spec.labels["org.opencontainers.image.version"] == "2.11.5"
+    assert plan.notes == ()
+
+
+def test_backport_after_a_newer_minor_moves_only_its_minor_tags(config):
+    plan = plan_release(
+        config, "2.10.22", known=known("2.10.21", "2.11.0", "2.11.5"), commit=COMMIT
+    )
+    floating = {str(t) for t in plan.targets if t.kind.floating}
+    assert floating == {
+        f"prefecthq/prefect:2.10-python{p}{s}"
+        for s, pythons in (
+            ("", ("3.8", "3.9", "3.10", "3.11")),
+            ("-conda", ("3.8", "3.9", "3.10")),
+            ("-kubernetes", ("3.8", "3.9", "3.10", "3.11")),
+        )
+        for p in pythons
+    }
+
+
+def test_rerun_of_an_older_patch_moves_nothing(config):
+    plan = plan_release(config, "2.11.4", known=known("2.11.4", "2.11.5"))
+    assert all(not t.kind.floating for t in plan.targets)
+    assert {t.kind for t in plan.targets} == {TagKind.FULL}
+
+
+def test_prereleases_of_newer_versions_do_not_hold_back_a_final(config):
+    plan = plan_release(config, "2.11.5", known=known("2.12.0rc1", "3.0.0rc1"))
+    assert "prefecthq/prefect:2-latest" in {str(t) for t in plan.targets}
+
+
+def test_prerelease_gets_only_its_full_tag_in_the_release_repository(config):
+    plan = plan_release(config, "2.14.0rc1", commit=COMMIT, known=known("2.13.9"))
+    assert plan.kind is Kind.PRERELEASE
+    assert {t.kind for t in plan.targets} == {TagKind.FULL}
+    assert {t.repository for t in plan.targets} == {"prefecthq/prefect"}
+    assert "prefecthq/prefect:2.14.0rc1-python3.10-conda" in {str(t) for t in plan.targets}
+
+
+def test_3x_prerelease_also_gets_dev_repository_tags(config):
+    plan = plan_release(config, "3.0.0-RC.1", commit=COMMIT, pythons=["3.12"], flavors=["standard"])
+    assert plan.version == "3.0.0rc1"
+    assert {str(t) for t in plan.targets} == {
+        "prefecthq/prefect:3.0.0rc1-python3.12",
+        "prefecthq/prefect-dev:3.0.0rc1-python3.12",
+        "prefecthq/prefect-dev:sha-a597971-python3.12",
+    }
+
+
+def test_era_d_prerelease_puts_the_sha_tag_in_the_release_repository(config):
+    plan = plan_release(
+        config,
+        "3.7.0rc2",
+        commit=COMMIT,
+        pythons=["3.12"],
+        flavors=["standard"],
+        images=["prefect"],
+    )
+    assert {str(t) for t in plan.targets} == {
+        "prefecthq/prefect:3.7.0rc2-python3.12",
+        "prefecthq/prefect:sha-a597971-python3.12",
+    }
+
+
+def test_post_release_supersedes_its_base_and_moves_floating_tags(config):
+    plan = plan_release(config, "2.6.9.post1", known=known("2.6.8", "2.6.9"))
+    assert plan.kind is Kind.FINAL
+    names = {str(t) for t in plan.targets}
+    assert "prefecthq/prefect:2.6.9.post1-python3.10" in names
+    assert "prefecthq/prefect:2.6-python3.10" in names
+    assert "prefecthq/prefect:2-latest" in names
+    # 2.6 is amd64 only (arm64 from 2.7.10) and has standard 3.11 (from 2.6.5), no conda 3.11.
+    assert {spec.platforms for spec in plan.images} == {("linux/amd64",)}
+    keys = {spec.key for spec in plan.images}
+    assert "prefect-python3.11" in keys and "prefect-python3.11-conda" not in keys
+
+
+def test_base_release_after_its_post_release_is_not_newest(config):
+    plan = plan_release(config, "2.6.9", known=known("2.6.9.post1"))
+    assert not any(t.kind.floating for t in plan.targets)
+
+
+def test_dev_build_goes_to_prefect_dev_like_get_prefect_image_name(config):
+    plan = plan_release(config, "2.11.5+12.gabc1234", branch="feature/Ω fast")
+    assert plan.kind is Kind.DEV
+    assert plan.commit == "abc1234"
+    for spec in plan.images:
+        sha_target, branch_target = spec.targets
+        flavor = None if spec.flavor == "standard" else spec.flavor
+        assert str(sha_target) == get_prefect_image_name("2.11.5+12.gabc1234", spec.python, flavor)
+        assert sha_target.repository == "prefecthq/prefect-dev"
+        assert branch_target.kind is TagKind.BRANCH
+        assert branch_target.tag.startswith("feature-O-fast-python")
+
+
+def test_dev_build_without_a_commit_is_refused(config):
+    with pytest.raises(PlanError, match="names no commit"):
+        plan_release(config, "2.11.5+local")
+
+
+def test_3x_release_publishes_prefect_client_with_3_latest_on_python_3_12(config):
+    plan = plan_release(config, "3.4.25", commit=COMMIT, known=known("3.4.24"))
+    client = [s for s in plan.images if s.image == "prefect-client"]
+    assert {s.flavor for s in client} == {"standard"}
+    assert [s.python for s in client] == ["3.9", "3.10", "3.11", "3.12", "3.13", "3.14"]
+    names = {str(t) for t in plan.targets}
+    assert "prefecthq/prefect-client:3-latest" in names
+    assert "prefecthq/prefect:3-latest" in names
+    latest_writers = {s.key for s in plan.images for t in s.targets if t.kind is TagKind.LATEST}
+    assert latest_writers == {
+        "prefect-python3.12",
+        "prefect-python3.12-conda",
+        "prefect-python3.12-kubernetes",
+        "prefect-client-python3.12",
+    }
+    assert "prefecthq/prefect:3-python3.14" in names
+
+
+@pytest.mark.parametrize(
+    ("version", "present", "absent"),
+    [
+        ("3.2.14", set(), {"prefect-client-python3.12"}),
+        ("3.2.15", {"prefect-client-python3.12"}, set()),
+        ("2.8.5", set(), {"prefect-python3.10-kubernetes"}),
+        ("2.9.0", {"prefect-python3.10-kubernetes"}, set()),
+        ("2.10.19", {"prefect-python3.7"}, set()),
+        ("2.10.20", set(), {"prefect-python3.7"}),
+        ("2.11.9", set(), {"prefect-python3.11-conda"}),
+        ("2.12.0", {"prefect-python3.11-conda"}, set()),
+        ("2.14.13", set(), {"prefect-python3.12"}),
+        ("2.14.14", {"prefect-python3.12"}, set()),
+        ("3.3.0", set(), {"prefect-python3.13"}),
+        ("3.3.1", {"prefect-python3.13"}, set()),
+        ("3.4.25", {"prefect-python3.14", "prefect-python3.9"}, set()),
+        ("3.5.0", set(), {"prefect-python3.9"}),
+    ],
+)
+def test_support_matrix_changes_inside_lines(config, version, present, absent):
+    keys = {spec.key for spec in plan_release(config, version).images}
+    assert present <= keys
+    assert not absent & keys
+
+
+@pytest.mark.parametrize(
+    ("version", "platforms"),
+    [("2.7.9", ("linux/amd64",)), ("2.7.10", ("linux/amd64", "linux/arm64"))],
+)
+def test_arm64_from_2_7_10(config, version, platforms):
+    assert {s.platforms for s in plan_release(config, version).images} == {platforms}
+
+
+@pytest.mark.parametrize(
+    ("version", "args"),
+    [
+        ("2.9.0", {"EXTRA_PIP_PACKAGES": "prefect-kubernetes"}),
+        ("2.20.5", {"EXTRA_PIP_PACKAGES": "prefect-kubernetes"}),
+        ("2.20.6", {"PREFECT_EXTRAS": "[kubernetes]"}),
+        ("3.1.13", {"PREFECT_EXTRAS": "[kubernetes]"}),
+        ("3.1.14", {"PREFECT_EXTRAS": "[redis,kubernetes]"}),
+    ],
+)
+def test_kubernetes_build_args_per_era(config, version, args):
+    spec = plan_release(config, version, flavors=["kubernetes"], pythons=["3.10"]).images[0]
+    assert spec.build_args == {"PYTHON_VERSION": "3.10", "PREFECT_VERSION": version, **args}
+
+
+def test_conda_build_args_and_template(config):
+    spec = plan_release(config, "2.11.5", flavors=["conda"], pythons=["3.9"]).images[0]
+    assert spec.build_args["BASE_IMAGE"] == "prefect-conda"
+    assert spec.template == "conda.Dockerfile.j2"
+
+
+def test_no_plain_latest_and_one_writer_per_tag_on_every_line(config):
+    for line in config.config.lines:
+        low = line.bounds[0]
+        plan = plan_release(config, str(low), commit=COMMIT)
+        targets = [str(t) for t in plan.targets]
+        assert len(targets) == len(set(targets))
+        assert not any(t.endswith(":latest") for t in targets)
+
+
+def test_without_known_releases_the_plan_says_what_it_assumed(config):
+    plan = plan_release(config, "2.11.5")
+    assert any("assuming 2.11.5 is the newest" in note for note in plan.notes)
+    assert any("sha tags are left out" in note for note in plan.notes)
+    assert not any(t.kind is TagKind.SHA for t in plan.targets)
+
+
+def test_latest_and_no_latest_decide_by_hand(config):
+    forced = plan_release(config, "2.10.22", latest=True)
+    assert "prefecthq/prefect:2-latest" in {str(t) for t in forced.targets}
+    held = plan_release(config, "2.11.5", latest=False)
+    kinds = {t.kind for t in held.targets}
+    assert TagKind.MINOR in kinds
+    assert not kinds & {TagKind.MAJOR, TagKind.LATEST}
+
+
+def test_sha_length_is_seven_and_the_label_keeps_the_full_commit(config):
+    plan = plan_release(config, "2.11.5", commit=COMMIT.upper(), pythons=["3.10"])
+    sha_tags = [t.tag for t in plan.targets if t.kind is TagKind.SHA]
+    assert sha_tags == [
+        "sha-a597971-python3.10",
+        "sha-a597971-python3.10-conda",
+        "sha-a597971-python3.10-kubernetes",
+    ]
+
+
+def test_leading_v_is_accepted(config):
+    assert plan_release(config, "v2.11.5").version == "2.11.5"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"version_text": "2.x"}, VersionError, "not a PEP 440 version"),
+        ({"version_text": "2.11"}, VersionError, "exactly three numbers"),
+        ({"version_text": "2.11.5.1"}, VersionError, "exactly three numbers"),
+        ({"version_text": "1!2.11.5"}, VersionError, "epoch"),
+        ({"version_text": "1.0.0"}, PlanError, "covers 1.0.0"),
+        ({"version_text": "4.0.0"}, PlanError, "covers 4.0.0"),
+        ({"version_text": "2.11.5", "pythons": ["3.12"]}, PlanError, "no image for Python 3.12"),
+        (
+            {"version_text": "2.11.5", "pythons": ["3.11"], "flavors": ["conda"]},
+            PlanError,
+            "no image for Python 3.11",
+        ),
+        ({"version_text": "2.8.0", "flavors": ["kubernetes"]}, PlanError, "no 'kubernetes'"),
+        ({"version_text": "2.11.5", "images": ["prefect-client"]}, PlanError, "no image"),
+        ({"version_text": "2.11.5", "commit": "xyz"}, PlanError, "invalid commit"),
+        ({"version_text": "2.11.5", "branch": "main"}, PlanError, "--branch is for dev"),
+    ],
+)
+def test_bad_requests_raise_one_clear_error(config, kwargs, error, message):
+    version = kwargs.pop("version_text")
+    with pytest.raises(error, match=message):
+        plan_release(config, version, **kwargs)
+
+
+def test_too_long_branch_tag_is_an_error_not_a_truncation(config):
+    from matrix.errors import InvalidTag
+
+    with pytest.raises(InvalidTag, match="at most 128"):
+        plan_release(config, "2.11.5+1.gabc1234", branch="b" * 130)
