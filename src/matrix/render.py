@@ -1,0 +1,153 @@
+"""Render a plan's Dockerfile templates into one build context per image.
+
+The output is a function of the plan, the templates and SOURCE_DATE_EPOCH only:
+rendering twice gives byte-identical files. Templates see StrictUndefined, so a
+misspelled variable fails the render instead of vanishing from a Dockerfile.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from matrix.config import LoadedConfig
+from matrix.errors import UserError
+from matrix.plan import ImageSpec, Plan
+
+# Files in this folder of the templates directory are copied into every context.
+CONTEXT_FILES = "context"
+CREATED_LABEL = "org.opencontainers.image.created"
+
+# Checked again here although versions.toml is validated on load: these values end
+# up in ARG defaults, LABEL values and pip command lines, where a newline would add
+# an instruction and a shell character would add a command.
+_PACKAGE_SPEC_RE = re.compile(r"[A-Za-z0-9_.,:=<>!~\[\]/+@ -]*")
+_DOUBLE_QUOTED_RE = re.compile(r'[^"\\$`\x00-\x1f\x7f]*')
+_ARG_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_LABEL_KEY_RE = re.compile(r"[a-z0-9]+(?:[.-][a-z0-9]+)*")
+
+
+@dataclass(frozen=True)
+class RenderedContext:
+    key: str
+    path: Path  # the build context folder
+
+    @property
+    def dockerfile(self) -> Path:
+        return self.path / "Dockerfile"
+
+
+def render_plan(
+    plan: Plan,
+    loaded: LoadedConfig,
+    out_dir: Path,
+    *,
+    source_date_epoch: int | None = None,
+) -> list[RenderedContext]:
+    """Write ``out_dir/<key>/`` for every image of the plan, replacing older renders."""
+    environment = template_environment(loaded.templates_dir)
+    extra_files = _context_files(loaded.templates_dir)
+    contexts = []
+    for spec in plan.images:
+        text = render_dockerfile(environment, spec, source_date_epoch=source_date_epoch)
+        context = out_dir / spec.key
+        if context.exists():
+            shutil.rmtree(context)
+        context.mkdir(parents=True)
+        (context / "Dockerfile").write_text(text, encoding="utf-8")
+        for source in extra_files:
+            shutil.copyfile(source, context / source.name)
+        contexts.append(RenderedContext(spec.key, context))
+    return contexts
+
+
+def render_dockerfile(environment, spec: ImageSpec, *, source_date_epoch: int | None) -> str:
+    """One Dockerfile; ``environment`` comes from :func:`template_environment`."""
+    import jinja2
+
+    build_args = checked_build_args(spec)
+    labels = dict(spec.labels)
+    if source_date_epoch is not None:
+        created = datetime.fromtimestamp(source_date_epoch, UTC)
+        labels[CREATED_LABEL] = created.strftime("%Y-%m-%dT%H:%M:%SZ")
+    for name in labels:
+        if not _LABEL_KEY_RE.fullmatch(name):
+            raise UserError(f"{spec.key}: label name {name!r} is not a valid label key")
+    try:
+        template = environment.get_template(spec.template)
+    except jinja2.TemplateNotFound:
+        raise UserError(
+            f"{spec.key}: template {spec.template} not found in {environment.loader.searchpath[0]}"
+        ) from None
+    try:
+        text = template.render(
+            key=spec.key,
+            template=spec.template,
+            python=spec.python,
+            flavor=spec.flavor,
+            build_args=build_args,
+            labels=dict(sorted(labels.items())),
+        )
+    except jinja2.UndefinedError as error:
+        raise UserError(f"{spec.key}: {spec.template}: {error.message}") from None
+    return text.rstrip("\n") + "\n"
+
+
+def checked_build_args(spec: ImageSpec) -> dict[str, str]:
+    """The spec's build args, refused if one could inject a line or a command."""
+    for name, value in spec.build_args.items():
+        if not _ARG_NAME_RE.fullmatch(name):
+            raise UserError(f"{spec.key}: build arg name {name!r} is not a valid ARG name")
+        if not _PACKAGE_SPEC_RE.fullmatch(value):
+            raise UserError(
+                f"{spec.key}: build arg {name}={value!r} may only hold letters, digits, "
+                "spaces and _.,:=<>!~[]/+@- (it reaches pip's command line)"
+            )
+    return dict(spec.build_args)
+
+
+def quoted(value: object) -> str:
+    """A Dockerfile double-quoted string; refuses what would end or escape it."""
+    text = str(value)
+    if not _DOUBLE_QUOTED_RE.fullmatch(text):
+        raise UserError(
+            f"{text!r} cannot go into a Dockerfile: no newline, control character, "
+            "quote, backslash, $ or backtick is allowed"
+        )
+    return f'"{text}"'
+
+
+def template_environment(templates_dir: Path):
+    import jinja2
+
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(templates_dir),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,  # Dockerfiles, not HTML: values are checked by `quoted`
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    environment.filters["quoted"] = quoted
+    return environment
+
+
+def _context_files(templates_dir: Path) -> list[Path]:
+    folder = templates_dir / CONTEXT_FILES
+    if not folder.is_dir():
+        return []
+    return sorted(path for path in folder.iterdir() if path.is_file())
+
+
+def source_date_epoch_from(environ: Mapping[str, str]) -> int | None:
+    """SOURCE_DATE_EPOCH (reproducible-builds.org) as an int, or None when unset."""
+    text = environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if not text:
+        return None
+    if not text.isdigit():
+        raise UserError(f"SOURCE_DATE_EPOCH must be whole seconds since 1970, got {text!r}")
+    return int(text)

@@ -1,0 +1,47 @@
+# syntax=docker/dockerfile:1
+# Rendered by matrix from conda.Dockerfile.j2 for prefect-python3.10-conda: edit the template, not this file.
+ARG PYTHON_VERSION="3.10"
+ARG PREFECT_VERSION="2.11.5"
+ARG BASE_IMAGE="prefect-conda"
+FROM continuumio/miniconda3:24.7.1-0 AS prefect-conda
+ARG PYTHON_VERSION
+RUN conda create --yes --name prefect "python=${PYTHON_VERSION}" \
+    && conda clean --all --yes
+# The environment comes first on PATH: pip, python and prefect are the env's.
+ENV PATH="/opt/conda/envs/prefect/bin:${PATH}"
+
+FROM ${BASE_IMAGE}
+ARG PREFECT_VERSION
+ARG PREFECT_EXTRAS
+ARG EXTRA_PIP_PACKAGES
+
+ENV LANG=C.UTF-8 \
+    LC_ALL=C.UTF-8 \
+    PYTHONUNBUFFERED=1
+
+# tini reaps the zombies a flow's subprocesses leave behind. Its version is the one
+# of the base image's Debian release: a pin would break when the base moves on.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install --yes --no-install-recommends tini \
+    && rm -rf /var/lib/apt/lists/*
+
+# EXTRA_PIP_PACKAGES is a space-separated list of integrations (Prefect's own build
+# arg): it must split into words, and pip picks the versions that fit the pinned
+# prefect.
+# hadolint ignore=DL3013,SC2086
+RUN pip install --no-cache-dir "prefect${PREFECT_EXTRAS}==${PREFECT_VERSION}" ${EXTRA_PIP_PACKAGES}
+
+LABEL io.prefect.flavor="conda" \
+      io.prefect.python-version="3.10" \
+      org.opencontainers.image.created="2023-08-04T11:53:20Z" \
+      org.opencontainers.image.revision="a597971f7156" \
+      org.opencontainers.image.source="https://github.com/PrefectHQ/prefect" \
+      org.opencontainers.image.version="2.11.5"
+
+# The smoke test: an image whose prefect cannot start is never pushed.
+RUN prefect version
+
+WORKDIR /opt/prefect
+ENTRYPOINT ["/usr/bin/tini", "-g", "--"]
+CMD ["bash"]

@@ -1,0 +1,40 @@
+# syntax=docker/dockerfile:1
+# Rendered by matrix from standard.Dockerfile.j2 for prefect-python3.10: edit the template, not this file.
+ARG PYTHON_VERSION="3.10"
+ARG PREFECT_VERSION="2.11.5"
+
+FROM python:${PYTHON_VERSION}-slim
+ARG PREFECT_VERSION
+ARG PREFECT_EXTRAS
+ARG EXTRA_PIP_PACKAGES
+
+ENV LANG=C.UTF-8 \
+    LC_ALL=C.UTF-8 \
+    PYTHONUNBUFFERED=1
+
+# tini reaps the zombies a flow's subprocesses leave behind. Its version is the one
+# of the base image's Debian release: a pin would break when the base moves on.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install --yes --no-install-recommends tini \
+    && rm -rf /var/lib/apt/lists/*
+
+# EXTRA_PIP_PACKAGES is a space-separated list of integrations (Prefect's own build
+# arg): it must split into words, and pip picks the versions that fit the pinned
+# prefect.
+# hadolint ignore=DL3013,SC2086
+RUN pip install --no-cache-dir "prefect${PREFECT_EXTRAS}==${PREFECT_VERSION}" ${EXTRA_PIP_PACKAGES}
+
+LABEL io.prefect.flavor="standard" \
+      io.prefect.python-version="3.10" \
+      org.opencontainers.image.created="2023-08-04T11:53:20Z" \
+      org.opencontainers.image.revision="a597971f7156" \
+      org.opencontainers.image.source="https://github.com/PrefectHQ/prefect" \
+      org.opencontainers.image.version="2.11.5"
+
+# The smoke test: an image whose prefect cannot start is never pushed.
+RUN prefect version
+
+WORKDIR /opt/prefect
+ENTRYPOINT ["/usr/bin/tini", "-g", "--"]
+CMD ["bash"]

