@@ -131,6 +131,7 @@ def test_wrong_files_get_one_error_naming_key_value_and_expectation(tmp_path, ol
     message = str(raised.value)
     assert message.startswith(str(path))
     assert "\n" not in message
+    assert message.count("got ") <= 1, message
     match = re.search(expected, message)
     assert match, message
     if match.groups():

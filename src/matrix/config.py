@@ -305,7 +305,8 @@ def _describe(error: ValidationError, text: str, source: str) -> str:
     if first["type"] == "missing":
         return f"{where}: {key}: required key is missing{tail}"
     value = first.get("input")
-    shown = "" if isinstance(value, dict | list) else f" (got {value!r})"
+    got = f"got {value!r}"
+    shown = "" if isinstance(value, dict | list) or got in message else f" ({got})"
     return f"{where}: {key}: {message}{shown}{tail}"
 
 
