@@ -1,0 +1,126 @@
+"""What the registry holds for a plan, read with manifest HEADs and GETs only.
+
+No layer or config blob is ever read: an image's version and revision come from
+the annotations matrix writes on every index it assembles, and its platforms from
+the index itself.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from packaging.version import Version
+
+from matrix.errors import VersionError
+from matrix.plan import ImageSpec, Plan, TagTarget
+from matrix.reference import ImageReference
+from matrix.versions import parse_version
+
+# Annotations matrix writes on the index of every full tag.
+VERSION_ANNOTATION = "org.opencontainers.image.version"
+REVISION_ANNOTATION = "org.opencontainers.image.revision"
+KEY_ANNOTATION = "io.prefect.matrix.key"
+
+_INDEX_TYPES = frozenset(
+    {
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+    }
+)
+
+
+@dataclass(frozen=True)
+class RemoteImage:
+    """The content under an image's full tag."""
+
+    digest: str
+    platforms: frozenset[str]
+    annotations: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def version(self) -> str | None:
+        return self.annotations.get(VERSION_ANNOTATION)
+
+    @property
+    def revision(self) -> str | None:
+        return self.annotations.get(REVISION_ANNOTATION)
+
+
+@dataclass
+class ReleaseState:
+    """Per image key its full tag's content; per other tag the digest it names."""
+
+    images: dict[str, RemoteImage | None]
+    tags: dict[TagTarget, str | None]
+
+
+def reference(registry: str, target: TagTarget) -> ImageReference:
+    return ImageReference(registry, target.repository, target.tag)
+
+
+def describe_image(content: bytes, media_type: str, digest: str) -> RemoteImage:
+    """Platforms and annotations of a manifest; a plain image manifest has no platform list."""
+    document = json.loads(content)
+    if media_type not in _INDEX_TYPES:
+        return RemoteImage(digest, frozenset(), document.get("annotations") or {})
+    platforms = frozenset(
+        _platform_name(entry["platform"])
+        for entry in document.get("manifests") or []
+        if entry.get("platform")
+    )
+    return RemoteImage(digest, platforms, document.get("annotations") or {})
+
+
+def _platform_name(platform: Mapping[str, str]) -> str:
+    parts = (platform.get("os"), platform.get("architecture"), platform.get("variant"))
+    return "/".join(part for part in parts if part)
+
+
+def read_state(client, plan: Plan, registry: str) -> ReleaseState:
+    """One GET per image (its full tag) and one HEAD per other planned tag."""
+    from matrix.registry import RegistryError
+
+    def full_image(spec: ImageSpec) -> RemoteImage | None:
+        try:
+            manifest = client.get_manifest(reference(registry, spec.full_target))
+        except RegistryError as error:
+            if error.status == 404:
+                return None
+            raise
+        return describe_image(manifest.content, manifest.media_type, manifest.digest)
+
+    def digest_of(target: TagTarget) -> str | None:
+        head = client.head_manifest(reference(registry, target))
+        return head.digest if head else None
+
+    images = dict(
+        zip(
+            (spec.key for spec in plan.images),
+            client.map(full_image, plan.images),
+            strict=True,
+        )
+    )
+    others = [t for spec in plan.images for t in spec.targets if t is not spec.full_target]
+    tags = dict(zip(others, client.map(digest_of, others), strict=True))
+    return ReleaseState(images, tags)
+
+
+def known_releases(tag_lists: Iterable[Iterable[str]]) -> list[Version]:
+    """Release versions named by full tags (``2.11.5-python3.10[-conda]``) in tag lists.
+
+    Floating tags (``2.11-python3.10``), sha tags and foreign tags do not parse as a
+    three-number version and are passed over.
+    """
+    found: set[Version] = set()
+    for tags in tag_lists:
+        for tag in tags:
+            version_text, marker, _ = tag.partition("-python")
+            if not marker:
+                continue
+            try:
+                found.add(parse_version(version_text))
+            except VersionError:
+                continue
+    return sorted(found)
