@@ -17,3 +17,48 @@ def registry(tmp_path_factory) -> Iterator[registry_server.RegistryServer]:
     server = registry_server.start_registry(tmp_path_factory.mktemp("registry"))
     yield server
     server.stop()
+
+
+BASIC_USERS = {"alice": "correct horse battery staple"}
+
+
+@pytest.fixture(scope="session")
+def basic_registry(tmp_path_factory) -> Iterator[registry_server.RegistryServer]:
+    """A registry behind htpasswd basic auth; BASIC_USERS may log in."""
+    from tests.support.basic_auth import htpasswd_auth
+
+    workdir = tmp_path_factory.mktemp("basic-registry")
+    server = registry_server.start_registry(workdir, auth=htpasswd_auth(workdir, BASIC_USERS))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def token_registry(tmp_path_factory):
+    """A registry trusting a test token service: ``writer`` may pull and push
+    everywhere, ``reader`` may only pull; anonymous users may pull ``public/*``."""
+    from tests.support.token_issuer import User, start_token_issuer
+
+    workdir = tmp_path_factory.mktemp("token-registry")
+    issuer = start_token_issuer(
+        workdir,
+        {
+            "writer": User("writer-secret", {"*": {"pull", "push"}}),
+            "reader": User("reader-secret", {"*": {"pull"}}),
+        },
+        anonymous={"public/*": {"pull"}},
+    )
+    server = registry_server.start_registry(workdir, auth=issuer.auth_config())
+    yield server, issuer
+    server.stop()
+    issuer.stop()
+
+
+@pytest.fixture
+def fault_proxy(registry):
+    """A fault-injecting proxy in front of the shared plain registry."""
+    from tests.support.fault_proxy import start_fault_proxy
+
+    proxy = start_fault_proxy(registry.host)
+    yield proxy
+    proxy.stop()

@@ -1,0 +1,119 @@
+"""Manifest media types, descriptors and the index a multi-platform image is named by."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+
+INDEX_TYPES = frozenset({DOCKER_MANIFEST_LIST, OCI_INDEX})
+MANIFEST_TYPES = frozenset({DOCKER_MANIFEST, OCI_MANIFEST, *INDEX_TYPES})
+# All four, always: a narrower Accept makes distribution answer 404 for OCI content
+# or silently hand back one platform of a manifest list.
+ACCEPT = ", ".join((OCI_INDEX, DOCKER_MANIFEST_LIST, OCI_MANIFEST, DOCKER_MANIFEST))
+
+
+@dataclass(frozen=True, slots=True)
+class Platform:
+    os: str
+    architecture: str
+    variant: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Platform:
+        """``linux/arm64`` or ``linux/arm/v7``."""
+        parts = text.split("/")
+        if len(parts) not in (2, 3) or not all(parts):
+            raise ValueError(f"invalid platform {text!r}: expected os/arch[/variant]")
+        return cls(*parts)
+
+    def to_json(self) -> dict[str, str]:
+        data = {"architecture": self.architecture, "os": self.os}
+        if self.variant:
+            data["variant"] = self.variant
+        return data
+
+    def __str__(self) -> str:
+        return "/".join(p for p in (self.os, self.architecture, self.variant) if p)
+
+
+@dataclass(frozen=True, slots=True)
+class Descriptor:
+    """What a registry says about one piece of content: its type, digest and size."""
+
+    media_type: str
+    digest: str
+    size: int
+    platform: Platform | None = field(default=None, compare=False)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Descriptor:
+        platform = data.get("platform")
+        return cls(
+            media_type=data.get("mediaType", ""),
+            digest=data["digest"],
+            size=int(data["size"]),
+            platform=Platform(platform["os"], platform["architecture"], platform.get("variant"))
+            if platform
+            else None,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "mediaType": self.media_type,
+            "digest": self.digest,
+            "size": self.size,
+        }
+        if self.platform:
+            data["platform"] = self.platform.to_json()
+        return data
+
+    @property
+    def is_index(self) -> bool:
+        return self.media_type in INDEX_TYPES
+
+
+def sha256_digest(content: bytes) -> str:
+    return "sha256:" + hashlib.sha256(content).hexdigest()
+
+
+def digest_matches(content: bytes, digest: str) -> bool:
+    algorithm, _, expected = digest.partition(":")
+    if algorithm not in ("sha256", "sha384", "sha512"):
+        return False
+    return hashlib.new(algorithm, content).hexdigest() == expected
+
+
+def parse_manifest(content: bytes) -> dict[str, Any]:
+    document = json.loads(content)
+    if not isinstance(document, dict):
+        raise ValueError("a manifest must be a JSON object")
+    return document
+
+
+def children(index: dict[str, Any]) -> list[Descriptor]:
+    """The manifests an index or manifest list names."""
+    return [Descriptor.from_json(entry) for entry in index.get("manifests") or []]
+
+
+def blobs(manifest: dict[str, Any]) -> list[Descriptor]:
+    """The config and layers an image manifest needs in its repository."""
+    found = [Descriptor.from_json(manifest["config"])] if manifest.get("config") else []
+    found += [Descriptor.from_json(layer) for layer in manifest.get("layers") or []]
+    return found
+
+
+def build_index(entries: list[Descriptor]) -> bytes:
+    """An OCI index naming each platform manifest; its bytes are what gets pushed."""
+    document = {
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [entry.to_json() for entry in entries],
+    }
+    return json.dumps(document, indent=2).encode() + b"\n"
