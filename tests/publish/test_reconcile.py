@@ -112,3 +112,36 @@ def test_known_releases_come_from_full_tags_only():
         "latest",
     ]
     assert [str(v) for v in known_releases([tags])] == ["2.11.4", "2.11.5", "3.0.0rc1"]
+
+
+def test_annotations_come_from_the_index_or_from_every_entry_alike():
+    import json
+
+    from matrix.publish.state import describe_image
+
+    entry = {"mediaType": "m", "size": 1, "platform": {"os": "linux", "architecture": "amd64"}}
+    podman_style = {
+        "manifests": [
+            {
+                **entry,
+                "digest": "sha256:a",
+                "annotations": {VERSION_ANNOTATION: "2.11.5", "x": "1"},
+            },
+            {
+                **entry,
+                "digest": "sha256:b",
+                "annotations": {VERSION_ANNOTATION: "2.11.5", "x": "2"},
+                "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"},
+            },
+        ]
+    }
+    found = describe_image(
+        json.dumps(podman_style).encode(), "application/vnd.oci.image.index.v1+json", "sha256:i"
+    )
+    assert found.platforms == {"linux/amd64", "linux/arm64/v8"}
+    assert found.annotations == {VERSION_ANNOTATION: "2.11.5"}
+    indexed = {**podman_style, "annotations": {VERSION_ANNOTATION: "2.11.6"}}
+    found = describe_image(
+        json.dumps(indexed).encode(), "application/vnd.oci.image.index.v1+json", "sha256:i"
+    )
+    assert found.version == "2.11.6"

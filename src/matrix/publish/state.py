@@ -65,12 +65,25 @@ def describe_image(content: bytes, media_type: str, digest: str) -> RemoteImage:
     document = json.loads(content)
     if media_type not in _INDEX_TYPES:
         return RemoteImage(digest, frozenset(), document.get("annotations") or {})
+    entries = document.get("manifests") or []
     platforms = frozenset(
-        _platform_name(entry["platform"])
-        for entry in document.get("manifests") or []
-        if entry.get("platform")
+        _platform_name(entry["platform"]) for entry in entries if entry.get("platform")
     )
-    return RemoteImage(digest, platforms, document.get("annotations") or {})
+    return RemoteImage(digest, platforms, _annotations(document, entries))
+
+
+def _annotations(index: Mapping, entries: list[Mapping]) -> dict[str, str]:
+    """The index's own annotations, else those every entry carries alike.
+
+    matrix writes them on the index when it assembles one; podman can only
+    annotate the entries of the list it pushes.
+    """
+    if index.get("annotations"):
+        return dict(index["annotations"])
+    shared = [dict(entry.get("annotations") or {}) for entry in entries]
+    if not shared:
+        return {}
+    return {k: v for k, v in shared[0].items() if all(e.get(k) == v for e in shared[1:])}
 
 
 def _platform_name(platform: Mapping[str, str]) -> str:
