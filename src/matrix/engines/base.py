@@ -1,0 +1,166 @@
+"""What every build engine takes and gives back, and the calls it makes.
+
+An engine turns one ``BuildRequest`` (a rendered context and where it goes) into a
+``BuildResult`` (what the registry now holds). Drivers express their work as a list
+of ``Call`` objects: the same list is run for a build and printed for --dry-run, so
+the dry run shows exactly what would run.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import re
+import shlex
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from matrix.errors import UserError
+
+# Build args whose name says they hold a credential are masked in everything shown.
+_SECRET_NAME_RE = re.compile(r"(?i)(TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|API_?KEY|AUTH)")
+MASK = "***"
+
+
+@dataclass(frozen=True)
+class CacheSettings:
+    """A registry cache: read from ``cache_from`` refs, write to ``cache_to`` (full refs)."""
+
+    cache_from: tuple[str, ...]
+    cache_to: str | None = None
+    mode: str = "max"  # BuildKit's: max caches every stage, min only the final one
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    key: str  # the ImageSpec key: prefect-python3.10-conda
+    context: Path
+    platforms: tuple[str, ...]
+    # Full references (registry/repository:tag); empty with push_by_digest.
+    tags: tuple[str, ...]
+    # registry/repository the image goes to; push_by_digest names it in the output.
+    repository: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+    build_args: Mapping[str, str] = field(default_factory=dict)
+    push: bool = False
+    push_by_digest: bool = False
+    cache: CacheSettings | None = None
+    provenance: bool = False  # off, as Prefect since #8889: no unknown/unknown entries
+    sbom: bool = False
+    pull: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.platforms:
+            raise UserError(f"{self.key}: no platform to build")
+        if self.push_by_digest and len(self.platforms) != 1:
+            raise UserError(
+                f"{self.key}: --push-by-digest builds one platform at a time, got "
+                f"{', '.join(self.platforms)} (pick one with --platform)"
+            )
+        if self.push and not self.push_by_digest and not self.tags:
+            raise UserError(f"{self.key}: nothing to push: no tag")
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    key: str
+    # What the registry reports for the pushed reference: the index digest for a
+    # multi-platform build, the image manifest digest for push-by-digest. None when
+    # nothing was pushed.
+    digest: str | None = None
+    media_type: str | None = None
+    # platform -> image manifest digest, when the engine can tell.
+    platform_digests: Mapping[str, str] = field(default_factory=dict)
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Call:
+    """One python-on-whales call (``target`` = "buildx.build", ...) or raw argv ("run")."""
+
+    target: str
+    args: tuple[Any, ...] = ()
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+    def invoke(self, client: Any) -> Any:
+        if self.target == "run":
+            from python_on_whales.utils import run
+
+            return run(list(self.args[0]), **self.kwargs)
+        method = functools.reduce(getattr, self.target.split("."), client)
+        return method(*self.args, **self.kwargs)
+
+    def show(self, client_name: str) -> str:
+        """The call as a person reads it, secrets masked."""
+        if self.target == "run":
+            env = [f"{name}={value}" for name, value in self.kwargs.get("env", {}).items()]
+            return shlex.join([*env, *(str(word) for word in self.args[0])])
+        words = [repr(masked(a)) for a in self.args]
+        words += [f"{name}={masked(value, name)!r}" for name, value in self.kwargs.items()]
+        return f"{client_name}.{self.target}({', '.join(words)})"
+
+
+def masked(value: Any, name: str = "") -> Any:
+    """``value`` with the values of secret-looking build args replaced by ***."""
+    if name == "build_args" and isinstance(value, Mapping):
+        return {k: MASK if _SECRET_NAME_RE.search(k) else v for k, v in value.items()}
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def is_loopback_registry(host: str) -> bool:
+    """127.0.0.0/8, [::1] and localhost: registries docker itself treats as plain HTTP."""
+    name = host[1:].partition("]")[0] if host.startswith("[") else host.partition(":")[0]
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def stderr_lines(error: Exception) -> list[str]:
+    """The non-blank stderr lines a python-on-whales DockerException carries."""
+    text = getattr(error, "stderr", None) or ""
+    if isinstance(text, bytes):
+        text = text.decode(errors="replace")
+    return [line for line in text.splitlines() if line.strip()]
+
+
+class BuildFailed(Exception):
+    """An engine command failed; carries the image key and the end of its log."""
+
+    def __init__(self, key: str, message: str, log_tail: tuple[str, ...] = ()) -> None:
+        super().__init__(f"{key}: {message}")
+        self.key = key
+        self.log_tail = log_tail
+
+
+LogSink = Callable[[str], None]
+
+
+class Engine(Protocol):
+    name: str
+
+    def prepare_calls(self) -> list[Call]:
+        """What ``prepare`` would run, once before the builds."""
+        ...
+
+    def prepare(self) -> None:
+        """Get ready to build (a fresh builder, a work folder)."""
+        ...
+
+    def calls(self, request: BuildRequest) -> list[Call]:
+        """Everything ``build`` would run for ``request``, in order."""
+        ...
+
+    def show(self, call: Call) -> str:
+        """One call as --dry-run prints it."""
+        ...
+
+    def build(self, request: BuildRequest, log: LogSink) -> BuildResult:
+        """Build (and push, if asked), streaming output lines to ``log``."""
+        ...

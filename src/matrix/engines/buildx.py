@@ -1,0 +1,173 @@
+"""docker buildx through python-on-whales: the production engine.
+
+One ``docker.buildx.build`` per request, pushing straight to the registry. The
+pushed digest is read back from ``--metadata-file`` (``containerimage.digest``):
+buildx pushes an index for a multi-platform build, and python-on-whales returns
+nothing for a pushed build.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from python_on_whales import DockerClient
+from python_on_whales.exceptions import DockerException
+
+from matrix.engines.base import (
+    BuildFailed,
+    BuildRequest,
+    BuildResult,
+    Call,
+    LogSink,
+    stderr_lines,
+)
+from matrix.errors import UserError
+
+DEFAULT_BUILDER = "matrix"
+# How many lines of a failed build's log a BuildFailed carries.
+LOG_TAIL = 20
+
+
+class BuildxEngine:
+    name = "buildx"
+
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        builder: str | None = None,
+        create_builder: bool = False,
+        insecure_registries: Sequence[str] = (),
+        client_call: Sequence[str] = ("docker",),
+    ) -> None:
+        self.workdir = workdir
+        self.builder = builder or (DEFAULT_BUILDER if create_builder else None)
+        self.create_builder = create_builder
+        self.insecure_registries = tuple(insecure_registries)
+        self.client = DockerClient(client_call=list(client_call))
+
+    def prepare_calls(self) -> list[Call]:
+        """``docker buildx create`` for a fresh docker-container builder, if asked."""
+        if not self.create_builder:
+            return []
+        kwargs: dict = {"name": self.builder, "driver": "docker-container", "bootstrap": True}
+        if self.insecure_registries:
+            # BuildKit runs in a container: a registry on the host's loopback is only
+            # reachable over the host network, and only over plain HTTP when told so.
+            kwargs["driver_options"] = {"network": "host"}
+            kwargs["config"] = str(self._buildkitd_config())
+        return [Call("buildx.create", kwargs=kwargs)]
+
+    def prepare(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        if self.create_builder and self.insecure_registries:
+            self._buildkitd_config().write_text(
+                "".join(
+                    f'[registry."{host}"]\n  http = true\n' for host in self.insecure_registries
+                )
+            )
+        for call in self.prepare_calls():
+            try:
+                call.invoke(self.client)
+            except DockerException as error:
+                raise UserError(
+                    f"docker buildx create --name {self.builder} failed "
+                    f"({_last_line(error)}): drop --create-builder to use an existing builder"
+                ) from None
+
+    def calls(self, request: BuildRequest) -> list[Call]:
+        kwargs: dict = {
+            "platforms": list(request.platforms),
+            "labels": dict(request.labels),
+            "build_args": dict(request.build_args),
+            "pull": request.pull,
+            "provenance": request.provenance,
+            "sbom": request.sbom,
+            "metadata_file": str(self.metadata_path(request)),
+            "progress": "plain",  # with stream_logs: lines to show and stderr on failure
+            "stream_logs": True,
+        }
+        if self.builder:
+            kwargs["builder"] = self.builder
+        if request.push_by_digest:
+            # No tag: the digest is the name, and the per-platform images are merged
+            # into tagged indexes later (docker/build-push-action's multi-runner recipe).
+            kwargs["output"] = {
+                "type": "image",
+                "name": request.repository,
+                "push-by-digest": "true",
+                "name-canonical": "true",
+                "push": "true",
+            }
+        else:
+            kwargs["tags"] = list(request.tags)
+            kwargs["push"] = request.push
+        if request.cache:
+            # python-on-whales takes a list of dicts here, not a list of strings.
+            kwargs["cache_from"] = [
+                {"type": "registry", "ref": r} for r in request.cache.cache_from
+            ]
+            if request.cache.cache_to:
+                kwargs["cache_to"] = {
+                    "type": "registry",
+                    "ref": request.cache.cache_to,
+                    "mode": request.cache.mode,
+                }
+        return [Call("buildx.build", (str(request.context),), kwargs)]
+
+    def show(self, call: Call) -> str:
+        return call.show("docker")
+
+    def build(self, request: BuildRequest, log: LogSink) -> BuildResult:
+        metadata = self.metadata_path(request)
+        metadata.parent.mkdir(parents=True, exist_ok=True)
+        metadata.unlink(missing_ok=True)
+        tail: list[str] = []
+        for call in self.calls(request):
+            try:
+                for line in call.invoke(self.client):
+                    line = line.rstrip("\n")
+                    tail = [*tail[-(LOG_TAIL - 1) :], line]
+                    log(line)
+            except DockerException as error:
+                raise BuildFailed(
+                    request.key, f"docker buildx build exited with {error.return_code}", tuple(tail)
+                ) from None
+        pushed = request.push or request.push_by_digest
+        return read_metadata(request, metadata) if pushed else BuildResult(request.key)
+
+    def metadata_path(self, request: BuildRequest) -> Path:
+        suffix = "-" + request.platforms[0].replace("/", "-") if request.push_by_digest else ""
+        return self.workdir / "metadata" / f"{request.key}{suffix}.json"
+
+    def _buildkitd_config(self) -> Path:
+        return self.workdir / "buildkitd.toml"
+
+
+def read_metadata(request: BuildRequest, path: Path) -> BuildResult:
+    """The pushed digest from buildx's --metadata-file."""
+    try:
+        metadata = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise BuildFailed(
+            request.key, f"buildx left no readable metadata file {path}: {error}"
+        ) from None
+    digest = metadata.get("containerimage.digest")
+    if not digest:
+        raise BuildFailed(request.key, f"buildx reported no pushed digest in {path}")
+    descriptor = metadata.get("containerimage.descriptor") or {}
+    platform_digests = {request.platforms[0]: digest} if request.push_by_digest else {}
+    return BuildResult(
+        key=request.key,
+        digest=digest,
+        media_type=descriptor.get("mediaType"),
+        platform_digests=platform_digests,
+        tags=request.tags,
+    )
+
+
+def _last_line(error: DockerException) -> str:
+    lines = stderr_lines(error)
+    return lines[-1] if lines else f"exit code {error.return_code}"

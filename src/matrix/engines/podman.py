@@ -1,0 +1,259 @@
+"""podman through python-on-whales: the engine for local use and for the tests.
+
+podman has no BuildKit: one build per platform, a manifest list of the results,
+``podman manifest push --all`` to each tag, then the pushed index is read back to
+report the platform digests the registry holds (pushing recompresses the layers,
+so the local digests are not the pushed ones).
+
+python-on-whales runs the builds, the list creation, its inspection and clean-up.
+Three steps use the exact podman argv through ``python_on_whales.utils.run``:
+``manifest push`` (python-on-whales' push has no --all, --tls-verify, --digestfile
+nor destination) and the read-back ``manifest inspect`` (it needs an environment,
+and podman's inspect has no --tls-verify: a registries.conf marks plain-HTTP hosts).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from python_on_whales import DockerClient
+from python_on_whales.exceptions import DockerException
+
+from matrix.engines.base import (
+    BuildFailed,
+    BuildRequest,
+    BuildResult,
+    Call,
+    LogSink,
+    stderr_lines,
+)
+from matrix.errors import UserError
+
+LOG_TAIL = 20
+LOCAL_REPOSITORY = "localhost/matrix"
+
+
+@dataclass(frozen=True)
+class _Steps:
+    builds: tuple[Call, ...]  # one per platform
+    create: Call  # the local manifest list
+    inspect: Call  # its entries, checked against the platforms
+    pushes: tuple[Call, ...]  # one per tag
+    read_back: Call | None  # the pushed index, checked again
+    cleanup: tuple[Call, ...]
+
+    def all(self) -> list[Call]:
+        tail = (self.read_back,) if self.read_back else ()
+        return [*self.builds, self.create, self.inspect, *self.pushes, *tail, *self.cleanup]
+
+
+class PodmanEngine:
+    name = "podman"
+
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        tls_verify: bool = True,
+        run_id: str | None = None,
+        client_call: Sequence[str] = ("podman",),
+    ) -> None:
+        self.workdir = workdir
+        self.tls_verify = tls_verify
+        # Local names carry a run id: two runs (or test sessions) never share a list.
+        self.run_id = run_id or secrets.token_hex(6)
+        self.client_call = list(client_call)
+        self.client = DockerClient(client_call=self.client_call)
+
+    def prepare_calls(self) -> list[Call]:
+        return []
+
+    def prepare(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+
+    def local_list(self, request: BuildRequest) -> str:
+        return f"{LOCAL_REPOSITORY}/{request.key}:{self.run_id}"
+
+    def local_image(self, request: BuildRequest, platform: str) -> str:
+        return f"{self.local_list(request)}-{platform.replace('/', '-')}"
+
+    def steps(self, request: BuildRequest, digest: str = "<digest>") -> _Steps:
+        """The calls of one build; ``digest`` is what the pushes report (for read-back)."""
+        _refuse_buildx_only(request)
+        local_list = self.local_list(request)
+        images = [self.local_image(request, p) for p in request.platforms]
+        builds = tuple(
+            Call(
+                "buildx.build",
+                (str(request.context),),
+                {
+                    "platforms": [platform],
+                    "tags": [image],
+                    "labels": dict(request.labels),
+                    "build_args": dict(request.build_args),
+                    "pull": request.pull,
+                    # podman's layer cache does not key on the platform for FROM scratch
+                    # stages: a cached build gives the second platform the first's image.
+                    "cache": False,
+                    "stream_logs": True,
+                },
+            )
+            for platform, image in zip(request.platforms, images, strict=True)
+        )
+        pushes: tuple[Call, ...] = ()
+        read_back = None
+        cleanup: tuple[Call, ...] = ()
+        if request.push:
+            pushes = tuple(Call("run", (self._push_argv(local_list, tag),)) for tag in request.tags)
+            read_back = Call(
+                "run",
+                ([*self.client_call, "manifest", "inspect", f"{request.repository}@{digest}"],),
+                {"env": self._registries_env()},
+            )
+            cleanup = (Call("manifest.remove", (local_list,)), Call("image.remove", (images,)))
+        return _Steps(
+            builds=builds,
+            create=Call(
+                "manifest.create", (local_list, [f"containers-storage:{i}" for i in images])
+            ),
+            inspect=Call("manifest.inspect", (local_list,)),
+            pushes=pushes,
+            read_back=read_back,
+            cleanup=cleanup,
+        )
+
+    def calls(self, request: BuildRequest) -> list[Call]:
+        return self.steps(request).all()
+
+    def show(self, call: Call) -> str:
+        return call.show("podman")
+
+    def build(self, request: BuildRequest, log: LogSink) -> BuildResult:
+        steps = self.steps(request)
+        tail: list[str] = []
+        try:
+            for call in steps.builds:
+                for line in call.invoke(self.client):
+                    line = line.rstrip("\n")
+                    tail = [*tail[-(LOG_TAIL - 1) :], line]
+                    log(line)
+            steps.create.invoke(self.client)
+            # The trap this guards against: podman silently leaving out a platform.
+            local = steps.inspect.invoke(self.client)
+            _check_platforms(request, {_platform(m.platform) for m in local.manifests}, "the list")
+            if not request.push:
+                return BuildResult(request.key, tags=(self.local_list(request),))
+            digest = None
+            for call in steps.pushes:
+                digest = self._push(request, call, digest)
+            pushed = self._read_back(request, self.steps(request, digest).read_back, digest)
+            for call in steps.cleanup:
+                call.invoke(self.client)
+        except DockerException as error:
+            lines = stderr_lines(error)
+            raise BuildFailed(
+                request.key,
+                f"podman exited with {error.return_code}: {lines[-1] if lines else ''}",
+                tuple(tail + lines)[-LOG_TAIL:],
+            ) from None
+        return BuildResult(
+            request.key,
+            digest=digest,
+            media_type=pushed.get("mediaType"),
+            platform_digests={
+                _platform_of(entry["platform"]): entry["digest"] for entry in pushed["manifests"]
+            },
+            tags=request.tags,
+        )
+
+    def _push_argv(self, local_list: str, tag: str) -> list[str]:
+        return [
+            *self.client_call,
+            "manifest",
+            "push",
+            "--all",
+            f"--tls-verify={str(self.tls_verify).lower()}",
+            "--digestfile",
+            str(self._digest_file(tag)),
+            local_list,
+            f"docker://{tag}",
+        ]
+
+    def _push(self, request: BuildRequest, call: Call, earlier: str | None) -> str:
+        tag = call.args[0][-1].removeprefix("docker://")
+        digest_file = self._digest_file(tag)
+        digest_file.parent.mkdir(parents=True, exist_ok=True)
+        digest_file.unlink(missing_ok=True)
+        call.invoke(self.client)
+        digest = digest_file.read_text(encoding="utf-8").strip()
+        if earlier is not None and digest != earlier:
+            raise BuildFailed(
+                request.key, f"podman pushed {earlier} to one tag and {digest} to {tag}"
+            )
+        return digest
+
+    def _read_back(self, request: BuildRequest, call: Call, digest: str) -> dict:
+        if call.kwargs["env"]:
+            self._registries_conf().write_text(
+                f'[[registry]]\nlocation = "{_registry_host(request)}"\ninsecure = true\n'
+            )
+        pushed = json.loads(call.invoke(self.client))
+        _check_platforms(
+            request,
+            {_platform_of(entry["platform"]) for entry in pushed["manifests"]},
+            f"the pushed index {digest}",
+        )
+        return pushed
+
+    def _registries_env(self) -> dict[str, str]:
+        if self.tls_verify:
+            return {}
+        return {"CONTAINERS_REGISTRIES_CONF": str(self._registries_conf())}
+
+    def _registries_conf(self) -> Path:
+        return self.workdir / "registries.conf"
+
+    def _digest_file(self, tag: str) -> Path:
+        return self.workdir / "digests" / tag.replace("/", "_").replace(":", "_")
+
+
+def _refuse_buildx_only(request: BuildRequest) -> None:
+    wanted = [
+        flag
+        for flag, on in (
+            ("--push-by-digest", request.push_by_digest),
+            ("--provenance", request.provenance),
+            ("--sbom", request.sbom),
+            ("a registry cache", request.cache is not None),
+        )
+        if on
+    ]
+    if wanted:
+        raise UserError(f"the podman engine cannot do {', '.join(wanted)}: use --engine buildx")
+
+
+def _check_platforms(request: BuildRequest, found: set[str], where: str) -> None:
+    missing = [p for p in request.platforms if p not in found]
+    if missing:
+        raise BuildFailed(
+            request.key, f"{where} lacks {', '.join(missing)} (it has: {', '.join(sorted(found))})"
+        )
+
+
+def _platform(platform) -> str:
+    """os/arch[/variant] of a python-on-whales ManifestPlatform."""
+    parts = [platform.os, platform.architecture, platform.variant]
+    return "/".join(part for part in parts if part)
+
+
+def _platform_of(entry: dict) -> str:
+    parts = [entry.get("os"), entry.get("architecture"), entry.get("variant")]
+    return "/".join(part for part in parts if part)
+
+
+def _registry_host(request: BuildRequest) -> str:
+    return request.repository.partition("/")[0]
