@@ -67,6 +67,14 @@ class TokenIssuer:
             }
         }
 
+    def requests_for(self, repository: str) -> list[tuple[str | None, list[str]]]:
+        """The token requests whose scopes name ``repository``."""
+        return [
+            (user, scopes)
+            for user, scopes in self.requests
+            if any(scope.split(":")[1] == repository for scope in scopes)
+        ]
+
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()

@@ -107,6 +107,9 @@ def merge_scopes(*groups: tuple[str, ...] | list[str]) -> tuple[str, ...]:
     )
 
 
+_TokenKey = tuple[str, str, tuple[str, ...]]  # realm, service, scopes
+
+
 @dataclass(slots=True)
 class _Token:
     value: str
@@ -126,7 +129,8 @@ class RegistryAuth(httpx.Auth):
         self.credentials = credentials
         self._clock = clock
         self._lock = threading.Lock()
-        self._tokens: dict[tuple[str, str, tuple[str, ...]], _Token] = {}
+        self._fetch_locks: dict[_TokenKey, threading.Lock] = {}
+        self._tokens: dict[_TokenKey, _Token] = {}
         # What the registry answered with last time: the auth later requests use upfront.
         self._challenge: Challenge | None = None
 
@@ -182,14 +186,18 @@ class RegistryAuth(httpx.Auth):
         if not scopes and request.url.path != "/v2/":
             return False
         key = (challenge.params.get("realm", ""), challenge.params.get("service", ""), scopes)
-        with self._lock:
+        # Concurrent requests needing the same token wait for one fetch, not one each.
+        with self._fetching(key):
             token = self._tokens.get(key)
-        if refresh or token is None or token.expires_at <= self._clock():
-            token = yield from self._fetch_token(challenge, scopes)
-            with self._lock:
+            if refresh or token is None or token.expires_at <= self._clock():
+                token = yield from self._fetch_token(challenge, scopes)
                 self._tokens[key] = token
         request.headers["Authorization"] = f"Bearer {token.value}"
         return True
+
+    def _fetching(self, key: _TokenKey) -> threading.Lock:
+        with self._lock:
+            return self._fetch_locks.setdefault(key, threading.Lock())
 
     def _fetch_token(
         self, challenge: Challenge, scopes: tuple[str, ...]
