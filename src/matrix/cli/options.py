@@ -124,3 +124,21 @@ def plan_from_args(args: argparse.Namespace):
         images=args.image,
         branch=args.branch,
     )
+
+
+def add_registry_options(parser: argparse.ArgumentParser) -> None:
+    """How to reach registries; credentials come from docker's config or the environment."""
+    parser.add_argument(
+        "--insecure-registry",
+        action="append",
+        default=[],
+        metavar="HOST[:PORT]",
+        help="talk plain HTTP to this registry (repeatable; loopback registries always are)",
+    )
+
+
+def registry_client(args: argparse.Namespace):
+    """A RegistryClient configured by add_registry_options' flags."""
+    from matrix.registry import RegistryClient
+
+    return RegistryClient(insecure_registries=args.insecure_registry)
