@@ -70,7 +70,7 @@ class BuildResult:
     # multi-platform build, the image manifest digest for push-by-digest. None when
     # nothing was pushed.
     digest: str | None = None
-    media_type: str | None = None
+    media_type: str | None = None  # of what ``digest`` names, when the engine can tell
     # platform -> image manifest digest, when the engine can tell.
     platform_digests: Mapping[str, str] = field(default_factory=dict)
     tags: tuple[str, ...] = ()

@@ -163,7 +163,8 @@ class PodmanEngine:
         return BuildResult(
             request.key,
             digest=digest,
-            media_type=pushed.get("mediaType"),
+            # Not pushed.get("mediaType"): podman shows an OCI index as a Docker list.
+            media_type=None,
             platform_digests={
                 _platform_of(entry["platform"]): entry["digest"] for entry in pushed["manifests"]
             },

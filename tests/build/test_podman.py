@@ -1,0 +1,81 @@
+"""The podman driver's steps, as --dry-run shows them, and what it refuses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from matrix.engines import BuildFailed, BuildRequest, CacheSettings
+from matrix.engines.podman import PodmanEngine, _check_platforms
+from matrix.errors import UserError
+
+REQUEST = BuildRequest(
+    key="scratch-python3.12",
+    context=Path("/ctx"),
+    platforms=("linux/amd64", "linux/arm64"),
+    tags=("127.0.0.1:5000/m/s:1.2.3-python3.12", "127.0.0.1:5000/m/s:sha-abcdef1-python3.12"),
+    repository="127.0.0.1:5000/m/s",
+    labels={"a.b": "c"},
+    build_args={"PYTHON_VERSION": "3.12"},
+    push=True,
+)
+
+
+def test_steps_as_the_dry_run_shows_them():
+    engine = PodmanEngine(Path("/work"), tls_verify=False, run_id="r1")
+    shown = [engine.show(call) for call in engine.calls(REQUEST)]
+    local = "localhost/matrix/scratch-python3.12:r1"
+    build = (
+        "podman.buildx.build('/ctx', platforms=['linux/{arch}'], tags=['{local}-linux-{arch}'], "
+        "labels={{'a.b': 'c'}}, build_args={{'PYTHON_VERSION': '3.12'}}, pull=True, "
+        "cache=False, stream_logs=True)"
+    )
+    assert shown == [
+        build.format(arch="amd64", local=local),
+        build.format(arch="arm64", local=local),
+        f"podman.manifest.create('{local}', ['containers-storage:{local}-linux-amd64', "
+        f"'containers-storage:{local}-linux-arm64'])",
+        f"podman.manifest.inspect('{local}')",
+        "podman manifest push --all --tls-verify=false --digestfile "
+        f"/work/digests/127.0.0.1_5000_m_s_1.2.3-python3.12 {local} "
+        "docker://127.0.0.1:5000/m/s:1.2.3-python3.12",
+        "podman manifest push --all --tls-verify=false --digestfile "
+        f"/work/digests/127.0.0.1_5000_m_s_sha-abcdef1-python3.12 {local} "
+        "docker://127.0.0.1:5000/m/s:sha-abcdef1-python3.12",
+        "CONTAINERS_REGISTRIES_CONF=/work/registries.conf podman manifest inspect "
+        "'127.0.0.1:5000/m/s@<digest>'",
+        f"podman.manifest.remove('{local}')",
+        f"podman.image.remove(['{local}-linux-amd64', '{local}-linux-arm64'])",
+    ]
+
+
+def test_without_push_the_list_stays_local():
+    engine = PodmanEngine(Path("/work"), run_id="r1")
+    request = BuildRequest(**{**REQUEST.__dict__, "push": False})
+    assert [call.target for call in engine.calls(request)] == [
+        "buildx.build",
+        "buildx.build",
+        "manifest.create",
+        "manifest.inspect",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"push_by_digest": True, "platforms": ("linux/amd64",), "tags": ()}, "--push-by-digest"),
+        ({"provenance": True}, "--provenance"),
+        ({"sbom": True}, "--sbom"),
+        ({"cache": CacheSettings(("r/c:x",))}, "a registry cache"),
+    ],
+)
+def test_buildx_only_features_are_refused(change, named):
+    request = BuildRequest(**{**REQUEST.__dict__, **change})
+    with pytest.raises(UserError, match=f"cannot do {named}: use --engine buildx"):
+        PodmanEngine(Path("/work")).calls(request)
+
+
+def test_a_dropped_platform_fails_the_build():
+    with pytest.raises(BuildFailed, match="the list lacks linux/arm64 \\(it has: linux/amd64\\)"):
+        _check_platforms(REQUEST, {"linux/amd64"}, "the list")

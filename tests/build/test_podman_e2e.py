@@ -1,0 +1,76 @@
+"""End to end with real parts: render a FROM scratch fixture, build it with podman for
+linux/amd64 and linux/arm64, push to a real registry on 127.0.0.1, and check through
+the registry client that the registry holds what the engine reported."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from matrix.config import load_config
+from matrix.engines.podman import PodmanEngine
+from matrix.engines.requests import build_requests
+from matrix.plan import plan_release
+from matrix.reference import parse_reference
+from matrix.registry import RegistryClient
+from matrix.registry.manifests import children, parse_manifest
+from matrix.render import render_plan
+
+FIXTURE_CONFIG = Path(__file__).with_name("fixtures") / "scratch" / "versions.toml"
+PLATFORMS = {"linux/amd64", "linux/arm64"}
+
+pytestmark = [pytest.mark.podman, pytest.mark.registry]
+
+
+def test_podman_builds_both_platforms_and_the_registry_holds_them(tmp_path, registry, podman):
+    loaded = load_config(FIXTURE_CONFIG)
+    plan = plan_release(loaded, "1.2.3", commit="abcdef1234567")
+    contexts = {c.key: c.path for c in render_plan(plan, loaded, tmp_path / "contexts")}
+    requests = build_requests(
+        plan,
+        contexts,
+        registry=registry.host,
+        push=True,
+        labels={"org.opencontainers.image.url": "https://example.invalid/run/1"},
+    )
+    engine = PodmanEngine(tmp_path / "work", tls_verify=False)
+    engine.prepare()
+
+    results = [engine.build(request, log=lambda line: None) for request in requests]
+
+    with RegistryClient() as client:
+        for spec, request, result in zip(plan.images, requests, results, strict=True):
+            assert len(request.tags) == 2  # full and sha: floating tags are not a build's
+            for tag in request.tags:
+                index = client.get_manifest(parse_reference(tag))
+                assert index.digest == result.digest
+            assert index.media_type == "application/vnd.oci.image.index.v1+json"
+            entries = children(parse_manifest(index.content))
+            assert {str(e.platform) for e in entries} == PLATFORMS
+            assert {str(e.platform): e.digest for e in entries} == dict(result.platform_digests)
+
+            for entry in entries:
+                image_ref = parse_reference(f"{request.repository}@{entry.digest}")
+                image = parse_manifest(client.get_manifest(image_ref).content)
+                config = _config_blob(client, image_ref, image["config"]["digest"])
+                assert f"{config['os']}/{config['architecture']}" == str(entry.platform)
+                labels = config["config"]["Labels"]
+                assert {k: labels[k] for k in spec.labels} == spec.labels
+                assert labels["org.opencontainers.image.url"] == "https://example.invalid/run/1"
+                assert labels["org.opencontainers.image.revision"] == "abcdef1234567"
+                extra = spec.build_args.get("EXTRA_PIP_PACKAGES", "")
+                assert labels["io.prefect.extra-packages"] == extra
+
+    # What was pushed is not left behind in podman's local storage.
+    assert not engine.client.image.exists(engine.local_image(requests[0], "linux/amd64"))
+
+
+def _config_blob(client: RegistryClient, ref, digest: str) -> dict:
+    # The registry client reads manifests; a config blob is one plain GET away.
+    response = client.session(ref.registry).get(
+        f"/v2/{ref.repository}/blobs/{digest}", follow_redirects=True
+    )
+    response.raise_for_status()
+    return json.loads(response.content)
