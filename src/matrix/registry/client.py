@@ -123,6 +123,7 @@ class RegistryClient:
         retry: RetryPolicy = RetryPolicy(),
         timeout: float = 30.0,
         max_workers: int = 8,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.insecure_registries = frozenset(insecure_registries)
         self.endpoints = dict(endpoints)
@@ -131,6 +132,7 @@ class RegistryClient:
         self.max_workers = max_workers
         self._find_credentials = credentials
         self._timeout = timeout
+        self._transport = transport  # for callers that route requests themselves
         self._sessions: dict[str, httpx.Client] = {}
         self._lock = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
@@ -172,6 +174,7 @@ class RegistryClient:
                     ),
                     event_hooks={"request": [self.requests.record]},
                     headers={"User-Agent": "matrix"},
+                    transport=self._transport,
                 )
                 self._sessions[registry] = session
             return session

@@ -1,0 +1,94 @@
+"""Protocol cases a local docker-registry never shows: pages, lying digests, old HEADs."""
+
+import json
+
+import httpx
+import pytest
+
+from matrix.reference import parse_reference
+from matrix.registry import RegistryClient, RegistryError
+from matrix.registry.manifests import OCI_MANIFEST, sha256_digest
+from tests.registry.conftest import FAST_RETRY
+
+MANIFEST = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "layers": []}).encode()
+REF = parse_reference("registry.example/team/app:1")
+
+
+def _client(handler) -> RegistryClient:
+    return RegistryClient(
+        credentials=lambda registry: None,
+        retry=FAST_RETRY,
+        transport=httpx.MockTransport(handler),
+    )
+
+
+def test_tags_follow_link_pages_relative_to_the_request():
+    pages = {
+        "": (["a", "b"], '</v2/team/app/tags/list?n=2&last=b>; rel="next"'),
+        "n=2&last=b": (["c", "d"], '</v2/team/app/tags/list?n=2&last=d>; rel="next"'),
+        "n=2&last=d": (["e"], None),
+    }
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        assert request.url.host == "registry.example" and request.url.scheme == "https"
+        tags, link = pages[request.url.query.decode()]
+        headers = {"Link": link} if link else {}
+        return httpx.Response(200, json={"name": "team/app", "tags": tags}, headers=headers)
+
+    with _client(handler) as client:
+        assert client.list_tags(REF) == ["a", "b", "c", "d", "e"]
+        assert client.requests.total == 3
+
+
+def test_a_manifest_that_does_not_match_its_digest_is_refused():
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            200,
+            content=MANIFEST + b" ",
+            headers={
+                "Content-Type": OCI_MANIFEST,
+                "Docker-Content-Digest": sha256_digest(MANIFEST),
+            },
+        )
+
+    with _client(handler) as client, pytest.raises(RegistryError, match="does not match"):
+        client.get_manifest(REF)
+
+
+def test_a_manifest_fetched_by_digest_must_have_that_digest():
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=MANIFEST, headers={"Content-Type": OCI_MANIFEST})
+
+    by_digest = REF.with_digest(sha256_digest(b"something else"))
+    with _client(handler) as client, pytest.raises(RegistryError, match="does not match"):
+        client.get_manifest(by_digest)
+
+
+def test_head_without_a_digest_falls_back_to_get():
+    def handler(request: httpx.Request) -> httpx.Response:
+        headers = {"Content-Type": OCI_MANIFEST}
+        if request.method == "HEAD":
+            return httpx.Response(200, headers=headers)
+        assert request.headers["Accept"].count(",") == 3  # all four manifest types
+        return httpx.Response(200, content=MANIFEST, headers=headers)
+
+    with _client(handler) as client:
+        head = client.head_manifest(REF)
+    assert (head.digest, head.media_type, head.size) == (
+        sha256_digest(MANIFEST),
+        OCI_MANIFEST,
+        len(MANIFEST),
+    )
+
+
+def test_connection_errors_are_retried_then_reported_with_the_reference():
+    attempts = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        attempts.append(request)
+        raise httpx.ConnectError("connection refused")
+
+    with _client(handler) as client, pytest.raises(RegistryError) as caught:
+        client.head_manifest(REF)
+    assert len(attempts) == FAST_RETRY.attempts
+    assert str(caught.value) == "registry.example/team/app:1: head manifest: connection refused"
