@@ -92,3 +92,11 @@ def test_connection_errors_are_retried_then_reported_with_the_reference():
         client.head_manifest(REF)
     assert len(attempts) == FAST_RETRY.attempts
     assert str(caught.value) == "registry.example/team/app:1: head manifest: connection refused"
+
+
+@pytest.mark.timeout(20)
+def test_map_inside_map_completes_on_a_small_pool():
+    # a publisher maps over images, and each image's copy maps over its blobs
+    with RegistryClient(credentials=lambda registry: None, max_workers=2) as client:
+        result = client.map(lambda outer: client.map(lambda inner: outer * inner, [1, 2]), range(6))
+    assert result == [[n, 2 * n] for n in range(6)]

@@ -136,6 +136,7 @@ class RegistryClient:
         self._sessions: dict[str, httpx.Client] = {}
         self._lock = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
+        self._worker = threading.local()
 
     def __enter__(self) -> RegistryClient:
         return self
@@ -180,15 +181,27 @@ class RegistryClient:
             return session
 
     def map(self, function: Callable[[T], R], items: Iterable[T]) -> list[R]:
-        """``function`` over ``items`` on the client's bounded thread pool, in order."""
+        """``function`` over ``items`` on the client's bounded thread pool, in order.
+
+        Called from a task of the pool itself, it runs inline: tasks waiting on
+        tasks of the same bounded pool would deadlock it.
+        """
         items = list(items)
-        if len(items) <= 1:
+        if len(items) <= 1 or getattr(self._worker, "busy", False):
             return [function(item) for item in items]
         with self._lock:
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(self.max_workers, "registry")
             executor = self._executor
-        return list(executor.map(function, items))
+
+        def run(item: T) -> R:
+            self._worker.busy = True
+            try:
+                return function(item)
+            finally:
+                self._worker.busy = False
+
+        return list(executor.map(run, items))
 
     def call(self, where: _Where, action: str, attempt: Callable[[], T]) -> T:
         """Run ``attempt`` under the retry policy; what still fails becomes a RegistryError.
