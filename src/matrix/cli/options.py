@@ -142,3 +142,11 @@ def registry_client(args: argparse.Namespace):
     from matrix.registry import RegistryClient
 
     return RegistryClient(insecure_registries=args.insecure_registry)
+
+
+def add_registry(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--registry",
+        metavar="HOST[:PORT]",
+        help="registry the images go to (default: versions.toml's `registry`, docker.io)",
+    )

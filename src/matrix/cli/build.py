@@ -1,0 +1,276 @@
+"""`matrix build`: render a release and build its images with buildx or podman."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from matrix.cli import options
+from matrix.errors import UserError
+
+HELP = "build (and push) the images of a release with docker buildx or podman"
+DESCRIPTION = """\
+Render the release's build contexts and build every planned image, for every platform
+of its line, with docker buildx (default) or podman, both through python-on-whales.
+
+--push pushes the immutable tags only (full and sha): floating tags (2.11-…, 2-…,
+2-latest) move later, once every image under them is complete. --push-by-digest
+pushes one platform untagged, so each platform can build on its own native runner and
+the digests be merged into tagged indexes afterwards.
+"""
+EPILOG = """\
+examples:
+  matrix build --version 2.11.5 --dry-run                  the exact calls, nothing run
+  matrix build --version 2.11.5 --sha a597971f7156 --push
+  matrix build --version 2.11.5 --python 3.10 --platform linux/arm64 --push-by-digest \\
+               --builder arm64 --format json               one GitHub Actions job
+  matrix build --version 2.11.5 --engine podman --registry 127.0.0.1:5000 --push
+
+exit codes: 0 every image built, 1 an image failed (named on stderr), 2 bad input.
+"""
+STATE_STYLES = {"waiting": "dim", "building": "yellow", "done": "green", "failed": "bold red"}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "build",
+        help=HELP,
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    options.add_release_selection(parser)
+    options.add_config(parser)
+    options.add_registry(parser)
+    options.add_registry_options(parser)
+    what = parser.add_argument_group("what to build")
+    what.add_argument(
+        "--platform",
+        action="append",
+        default=[],
+        metavar="OS/ARCH",
+        help="only this platform of the line's (repeatable)",
+    )
+    what.add_argument("--push", action="store_true", help="push the full and sha tags")
+    what.add_argument(
+        "--push-by-digest",
+        action="store_true",
+        help="push one platform (--platform) untagged and report its digest (buildx)",
+    )
+    what.add_argument(
+        "--label",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an extra image label, e.g. a CI run URL (repeatable)",
+    )
+    what.add_argument(
+        "--out",
+        metavar="DIR",
+        help="keep the rendered contexts here (default: a temporary folder)",
+    )
+    how = parser.add_argument_group("how to build")
+    how.add_argument("--engine", choices=("buildx", "podman"), default="buildx")
+    how.add_argument("--builder", metavar="NAME", help="buildx builder to use")
+    how.add_argument(
+        "--create-builder",
+        action="store_true",
+        help="docker buildx create a fresh docker-container builder (named by --builder, "
+        "default matrix) first",
+    )
+    how.add_argument(
+        "--cache-repository",
+        metavar="REPO",
+        help="registry cache, one tag per image: REPO:buildcache-<key> (buildx)",
+    )
+    how.add_argument("--cache-mode", choices=("min", "max"), default="max")
+    how.add_argument(
+        "--provenance", action="store_true", help="attach a provenance attestation (buildx)"
+    )
+    how.add_argument("--sbom", action="store_true", help="attach an SBOM attestation (buildx)")
+    run_group = parser.add_argument_group("running")
+    run_group.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the exact python-on-whales calls and command lines, run nothing",
+    )
+    run_group.add_argument(
+        "--keep-going",
+        action="store_true",
+        help="after a failed image, build the others anyway",
+    )
+    run_group.add_argument(
+        "--format",
+        choices=("table", "json"),
+        default="table",
+        help="json prints every image's pushed digests on stdout, for programs",
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if (args.builder or args.create_builder) and args.engine != "buildx":
+        raise UserError("--builder and --create-builder are for --engine buildx")
+    labels = _labels(args.label)
+    with tempfile.TemporaryDirectory(prefix="matrix-build-") as scratch:
+        out = Path(args.out) if args.out else Path(scratch) / "contexts"
+        return _build(args, labels, out, Path(scratch) / "work")
+
+
+def _build(args: argparse.Namespace, labels: dict[str, str], out: Path, workdir: Path) -> int:
+    from matrix.config import load_config
+    from matrix.engines.requests import build_requests
+    from matrix.render import render_plan, source_date_epoch_from
+
+    plan = options.plan_from_args(args)
+    loaded = load_config(args.config)  # again: plan_from_args keeps its own
+    registry = args.registry or plan.registry
+    contexts = render_plan(plan, loaded, out, source_date_epoch=source_date_epoch_from(os.environ))
+    requests = build_requests(
+        plan,
+        {context.key: context.path for context in contexts},
+        registry=registry,
+        platforms=args.platform,
+        push=args.push,
+        push_by_digest=args.push_by_digest,
+        cache_repository=args.cache_repository,
+        cache_mode=args.cache_mode,
+        provenance=args.provenance,
+        sbom=args.sbom,
+        labels=labels,
+    )
+    engine = _engine(args, workdir, registry)
+    if args.dry_run:
+        for call in engine.prepare_calls():
+            print(engine.show(call))
+        for request in requests:
+            print(f"# {request.key}")
+            for call in engine.calls(request):
+                print(engine.show(call))
+        return 0
+    engine.prepare()
+    results, failures = _run_builds(engine, requests, keep_going=args.keep_going)
+    if args.format == "json":
+        json.dump(
+            {
+                "results": [_result_json(result) for result in results],
+                "failed": [{"key": f.key, "error": str(f)} for f in failures],
+            },
+            sys.stdout,
+            indent=2,
+        )
+        sys.stdout.write("\n")
+    for failure in failures:
+        print(f"matrix: error: {failure}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def _engine(args: argparse.Namespace, workdir: Path, registry: str):
+    from matrix.engines.base import is_loopback_registry
+
+    plain_http = is_loopback_registry(registry) or registry in args.insecure_registry
+    if args.engine == "podman":
+        from matrix.engines.podman import PodmanEngine
+
+        return PodmanEngine(workdir, tls_verify=not plain_http)
+    from matrix.engines.buildx import BuildxEngine
+
+    return BuildxEngine(
+        workdir,
+        builder=args.builder,
+        create_builder=args.create_builder,
+        insecure_registries=[registry] if plain_http else [],
+    )
+
+
+def _run_builds(engine, requests, *, keep_going: bool):
+    """Build one image after the other, shown live: one line per image."""
+    from rich.console import Console
+    from rich.live import Live
+
+    from matrix.engines import BuildFailed
+
+    console = Console(stderr=True)
+    view = _View(requests, live=console.is_terminal)
+    results, failures = [], []
+    with Live(view, console=console, refresh_per_second=8, transient=False) as live:
+        for request in requests:
+            if failures and not keep_going:
+                view.states[request.key] = ("waiting", "skipped: an earlier image failed")
+                continue
+            view.states[request.key] = ("building", "")
+
+            def log(line: str, key: str = request.key) -> None:
+                view.states[key] = ("building", line)
+                if not view.live:
+                    console.print(f"[{key}] {line}", highlight=False, markup=False)
+
+            try:
+                result = engine.build(request, log)
+            except BuildFailed as failure:
+                failures.append(failure)
+                view.states[request.key] = ("failed", str(failure))
+            else:
+                results.append(result)
+                view.states[request.key] = ("done", _describe(result))
+            live.refresh()
+    for failure in failures:
+        console.rule(f"{failure.key}: last lines of the log", style="red")
+        for line in failure.log_tail:
+            console.print(line, highlight=False, markup=False)
+    return results, failures
+
+
+class _View:
+    """A rich renderable: one row per image with its state and latest log line."""
+
+    def __init__(self, requests, *, live: bool) -> None:
+        self.live = live
+        self.platforms = {
+            r.key: " ".join(p.removeprefix("linux/") for p in r.platforms) for r in requests
+        }
+        self.states: dict[str, tuple[str, str]] = {r.key: ("waiting", "") for r in requests}
+
+    def __rich__(self):
+        from rich.table import Table
+        from rich.text import Text
+
+        table = Table.grid(padding=(0, 2))
+        for key, (state, detail) in self.states.items():
+            table.add_row(
+                Text(key, style="bold"),
+                Text(self.platforms[key], style="dim"),
+                Text(state, style=STATE_STYLES[state]),
+                Text(detail[-120:], no_wrap=True, overflow="ellipsis"),
+            )
+        return table
+
+
+def _describe(result) -> str:
+    if result.digest:
+        return f"pushed {result.digest}"
+    return "built" if not result.tags else f"built {' '.join(result.tags)}"
+
+
+def _result_json(result) -> dict:
+    return {
+        "key": result.key,
+        "digest": result.digest,
+        "media_type": result.media_type,
+        "platform_digests": dict(result.platform_digests),
+        "tags": list(result.tags),
+    }
+
+
+def _labels(pairs: list[str]) -> dict[str, str]:
+    labels = {}
+    for pair in pairs:
+        name, equals, value = pair.partition("=")
+        if not equals or not name:
+            raise UserError(f"--label {pair!r}: expected KEY=VALUE")
+        labels[name] = value
+    return labels
