@@ -170,9 +170,9 @@ def _build(args: argparse.Namespace, labels: dict[str, str], out: Path, workdir:
 
 
 def _engine(args: argparse.Namespace, workdir: Path, registry: str):
-    from matrix.engines.base import is_loopback_registry
+    from matrix.registry.client import is_loopback
 
-    plain_http = is_loopback_registry(registry) or registry in args.insecure_registry
+    plain_http = is_loopback(registry) or registry in args.insecure_registry
     if args.engine == "podman":
         from matrix.engines.podman import PodmanEngine
 

@@ -9,9 +9,9 @@ the dry run shows exactly what would run.
 from __future__ import annotations
 
 import functools
-import ipaddress
 import re
 import shlex
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,20 +106,7 @@ def masked(value: Any, name: str = "") -> Any:
     """``value`` with the values of secret-looking build args replaced by ***."""
     if name == "build_args" and isinstance(value, Mapping):
         return {k: MASK if _SECRET_NAME_RE.search(k) else v for k, v in value.items()}
-    if isinstance(value, Path):
-        return str(value)
     return value
-
-
-def is_loopback_registry(host: str) -> bool:
-    """127.0.0.0/8, [::1] and localhost: registries docker itself treats as plain HTTP."""
-    name = host[1:].partition("]")[0] if host.startswith("[") else host.partition(":")[0]
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
 
 
 def stderr_lines(error: Exception) -> list[str]:
@@ -140,6 +127,16 @@ class BuildFailed(Exception):
 
 
 LogSink = Callable[[str], None]
+# How many lines of a failed build's log a BuildFailed carries.
+LOG_TAIL = 20
+
+
+def stream_build(call: Call, client: Any, log: LogSink, tail: deque[str]) -> None:
+    """Run a ``stream_logs=True`` build call, passing each line to ``log`` and ``tail``."""
+    for line in call.invoke(client):
+        line = line.rstrip("\n")
+        tail.append(line)
+        log(line)
 
 
 class Engine(Protocol):

@@ -9,6 +9,7 @@ nothing for a pushed build.
 from __future__ import annotations
 
 import json
+from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,18 +17,18 @@ from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 
 from matrix.engines.base import (
+    LOG_TAIL,
     BuildFailed,
     BuildRequest,
     BuildResult,
     Call,
     LogSink,
     stderr_lines,
+    stream_build,
 )
 from matrix.errors import UserError
 
 DEFAULT_BUILDER = "matrix"
-# How many lines of a failed build's log a BuildFailed carries.
-LOG_TAIL = 20
 
 
 class BuildxEngine:
@@ -124,13 +125,10 @@ class BuildxEngine:
         metadata = self.metadata_path(request)
         metadata.parent.mkdir(parents=True, exist_ok=True)
         metadata.unlink(missing_ok=True)
-        tail: list[str] = []
+        tail: deque[str] = deque(maxlen=LOG_TAIL)
         for call in self.calls(request):
             try:
-                for line in call.invoke(self.client):
-                    line = line.rstrip("\n")
-                    tail = [*tail[-(LOG_TAIL - 1) :], line]
-                    log(line)
+                stream_build(call, self.client, log, tail)
             except DockerException as error:
                 raise BuildFailed(
                     request.key, f"docker buildx build exited with {error.return_code}", tuple(tail)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,16 +25,17 @@ from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 
 from matrix.engines.base import (
+    LOG_TAIL,
     BuildFailed,
     BuildRequest,
     BuildResult,
     Call,
     LogSink,
     stderr_lines,
+    stream_build,
 )
 from matrix.errors import UserError
 
-LOG_TAIL = 20
 LOCAL_REPOSITORY = "localhost/matrix"
 
 
@@ -134,13 +136,10 @@ class PodmanEngine:
 
     def build(self, request: BuildRequest, log: LogSink) -> BuildResult:
         steps = self.steps(request)
-        tail: list[str] = []
+        tail: deque[str] = deque(maxlen=LOG_TAIL)
         try:
             for call in steps.builds:
-                for line in call.invoke(self.client):
-                    line = line.rstrip("\n")
-                    tail = [*tail[-(LOG_TAIL - 1) :], line]
-                    log(line)
+                stream_build(call, self.client, log, tail)
             steps.create.invoke(self.client)
             # The trap this guards against: podman silently leaving out a platform.
             local = steps.inspect.invoke(self.client)
@@ -158,7 +157,7 @@ class PodmanEngine:
             raise BuildFailed(
                 request.key,
                 f"podman exited with {error.return_code}: {lines[-1] if lines else ''}",
-                tuple(tail + lines)[-LOG_TAIL:],
+                tuple([*tail, *lines][-LOG_TAIL:]),
             ) from None
         return BuildResult(
             request.key,
