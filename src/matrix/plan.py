@@ -110,9 +110,11 @@ def decide_newest(version: Version, known: Iterable[Version] | None, latest: boo
     everything = [*known, version]
     minor = newest_final(everything, version.major, version.minor) == version
     major = minor and newest_final(everything, version.major) == version
-    if latest is not None:
-        flag = "--latest" if latest else "--no-latest"
-        return Newest(minor, latest, f"{flag} overrides the major tags")
+    if latest:
+        # By hand, e.g. a rollback: newest of its minor line as of its major.
+        return Newest(True, True, "--latest: treated as the newest release of its line")
+    if latest is False:
+        return Newest(minor, False, "--no-latest: the major and N-latest tags stay")
     return Newest(minor, major)
 
 

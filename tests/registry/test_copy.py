@@ -98,11 +98,16 @@ def test_assemble_index_names_each_platform(registry, make_client, repo):
     pushed = push_index(client, ref)
     target = ref.with_tag("assembled")
     digest = assemble_index(
-        client, target, [(d, Platform.parse(p)) for p, d in pushed.platforms.items()]
+        client,
+        target,
+        [(d, Platform.parse(p)) for p, d in pushed.platforms.items()],
+        annotations={"org.opencontainers.image.version": "2.11.5"},
     )
     manifest = client.get_manifest(target)
     assert (manifest.digest, manifest.media_type) == (digest, OCI_INDEX)
-    entries = json.loads(manifest.content)["manifests"]
+    document = json.loads(manifest.content)
+    assert document["annotations"] == {"org.opencontainers.image.version": "2.11.5"}
+    entries = document["manifests"]
     assert {(e["platform"]["os"], e["platform"]["architecture"]) for e in entries} == {
         ("linux", "amd64"),
         ("linux", "arm64"),

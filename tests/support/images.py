@@ -22,7 +22,11 @@ class PushedImage:
 
 
 def push_index(
-    client: RegistryClient, ref: ImageReference, platforms=PLATFORMS, salt: str = ""
+    client: RegistryClient,
+    ref: ImageReference,
+    platforms=PLATFORMS,
+    salt: str = "",
+    annotations: dict[str, str] | None = None,
 ) -> PushedImage:
     """Push one small image per platform and an OCI index naming them to ``ref``."""
     children: dict[str, str] = {}
@@ -47,5 +51,7 @@ def push_index(
         children[platform] = client.put_manifest(
             ref.with_digest(sha256_digest(manifest)), manifest, OCI_MANIFEST
         )
-    index = assemble_index(client, ref, list(zip(children.values(), children, strict=True)))
+    index = assemble_index(
+        client, ref, list(zip(children.values(), children, strict=True)), annotations=annotations
+    )
     return PushedImage(index, children, frozenset(blobs))

@@ -38,6 +38,9 @@ class RemoteImage:
     digest: str
     platforms: frozenset[str]
     annotations: Mapping[str, str] = field(default_factory=dict)
+    # The manifest's exact bytes: promote writes them to the other tags unchanged.
+    content: bytes = field(default=b"", repr=False)
+    media_type: str = ""
 
     @property
     def version(self) -> str | None:
@@ -64,12 +67,13 @@ def describe_image(content: bytes, media_type: str, digest: str) -> RemoteImage:
     """Platforms and annotations of a manifest; a plain image manifest has no platform list."""
     document = json.loads(content)
     if media_type not in _INDEX_TYPES:
-        return RemoteImage(digest, frozenset(), document.get("annotations") or {})
+        annotations = document.get("annotations") or {}
+        return RemoteImage(digest, frozenset(), annotations, content, media_type)
     entries = document.get("manifests") or []
     platforms = frozenset(
         _platform_name(entry["platform"]) for entry in entries if entry.get("platform")
     )
-    return RemoteImage(digest, platforms, _annotations(document, entries))
+    return RemoteImage(digest, platforms, _annotations(document, entries), content, media_type)
 
 
 def _annotations(index: Mapping, entries: list[Mapping]) -> dict[str, str]:
@@ -91,8 +95,8 @@ def _platform_name(platform: Mapping[str, str]) -> str:
     return "/".join(part for part in parts if part)
 
 
-def read_state(client, plan: Plan, registry: str) -> ReleaseState:
-    """One GET per image (its full tag) and one HEAD per other planned tag."""
+def read_images(client, plan: Plan, registry: str) -> dict[str, RemoteImage | None]:
+    """Every image's full tag: one GET each (a 404 is simply absent)."""
     from matrix.registry import RegistryError
 
     def full_image(spec: ImageSpec) -> RemoteImage | None:
@@ -104,20 +108,34 @@ def read_state(client, plan: Plan, registry: str) -> ReleaseState:
             raise
         return describe_image(manifest.content, manifest.media_type, manifest.digest)
 
+    images = client.map(full_image, plan.images)
+    return dict(zip((spec.key for spec in plan.images), images, strict=True))
+
+
+def read_state(client, plan: Plan, registry: str) -> ReleaseState:
+    """One GET per image (its full tag) and one HEAD per other planned tag."""
+
     def digest_of(target: TagTarget) -> str | None:
         head = client.head_manifest(reference(registry, target))
         return head.digest if head else None
 
-    images = dict(
-        zip(
-            (spec.key for spec in plan.images),
-            client.map(full_image, plan.images),
-            strict=True,
-        )
-    )
-    others = [t for spec in plan.images for t in spec.targets if t is not spec.full_target]
+    others = [t for spec in plan.images for t in spec.targets if t != spec.full_target]
     tags = dict(zip(others, client.map(digest_of, others), strict=True))
-    return ReleaseState(images, tags)
+    return ReleaseState(read_images(client, plan, registry), tags)
+
+
+def releases_of(client, registry: str, changes) -> dict[str, str]:
+    """digest -> the release version its index is annotated with, for the tags a change
+    moves away from (one GET per distinct digest; unannotated ones are left out)."""
+    wanted = {(c.target.repository, c.current) for c in changes if c.current}
+
+    def version(item: tuple[str, str]) -> str | None:
+        repository, digest = item
+        manifest = client.get_manifest(ImageReference(registry, repository, None, digest))
+        return describe_image(manifest.content, manifest.media_type, digest).version
+
+    found = client.map(version, sorted(wanted))
+    return {digest: v for (_, digest), v in zip(sorted(wanted), found, strict=True) if v}
 
 
 def known_releases(tag_lists: Iterable[Iterable[str]]) -> list[Version]:

@@ -171,9 +171,11 @@ def assemble_index(
     client: RegistryClient,
     target: ImageReference,
     entries: Iterable[tuple[str, Platform | str]],
+    *,
+    annotations: dict[str, str] | None = None,
 ) -> str:
     """Push an OCI index naming each platform's manifest (already in ``target``'s
-    repository) under ``target``; returns the index digest."""
+    repository) under ``target``, with ``annotations`` on the index; its digest."""
     entries = [
         (digest, platform if isinstance(platform, Platform) else Platform.parse(platform))
         for digest, platform in entries
@@ -198,7 +200,7 @@ def assemble_index(
                 reference=digest,
             )
         descriptors.append(Descriptor(head.media_type, head.digest, head.size, platform))
-    return client.put_manifest(target, build_index(descriptors), OCI_INDEX)
+    return client.put_manifest(target, build_index(descriptors, annotations), OCI_INDEX)
 
 
 def _unique_tags(targets: Sequence[ImageReference]) -> list[ImageReference]:

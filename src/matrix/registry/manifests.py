@@ -109,11 +109,13 @@ def blobs(manifest: dict[str, Any]) -> list[Descriptor]:
     return found
 
 
-def build_index(entries: list[Descriptor]) -> bytes:
+def build_index(entries: list[Descriptor], annotations: dict[str, str] | None = None) -> bytes:
     """An OCI index naming each platform manifest; its bytes are what gets pushed."""
-    document = {
+    document: dict[str, Any] = {
         "schemaVersion": 2,
         "mediaType": OCI_INDEX,
         "manifests": [entry.to_json() for entry in entries],
     }
+    if annotations:
+        document["annotations"] = dict(sorted(annotations.items()))
     return json.dumps(document, indent=2).encode() + b"\n"

@@ -1,0 +1,51 @@
+"""`matrix diff`: the release as planned against what the registry holds."""
+
+from __future__ import annotations
+
+import argparse
+
+from matrix.cli import release
+
+HELP = "compare a release's planned tags with the registry (changes nothing)"
+DESCRIPTION = """\
+Compare every planned tag of a release with what the registry holds, one line per
+tag: create (missing), move (names another digest: from which release, to which),
+keep (already right) or conflict (an immutable full or sha tag names other content).
+Reads manifests with HEAD and GET only; never pulls a layer.
+"""
+EPILOG = """\
+examples:
+  matrix diff --version 2.11.5 --sha a597971f7156
+  matrix diff --version 2.11.5 --registry 127.0.0.1:5000
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "diff",
+        help=HELP,
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    release.add_target_options(parser)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from matrix.cli import options
+    from matrix.publish.reconcile import Action, describe, reconcile
+    from matrix.publish.state import read_state, releases_of
+
+    with options.registry_client(args) as client:
+        plan, registry, _ = release.plan_against_registry(args, client)
+        changes = reconcile(plan, read_state(client, plan, registry))
+        moved = [c for c in changes if c.action is Action.MOVE]
+        names = releases_of(client, registry, moved)
+    for change in changes:
+        print(describe(change, registry, names))
+    counts = {action: sum(c.action is action for c in changes) for action in Action}
+    print(", ".join(f"{n} {action.value}" for action, n in counts.items()))
+    for note in plan.notes:
+        print(f"note: {note}")
+    return 0

@@ -1,0 +1,251 @@
+"""The release in phases: read, build what is missing, verify, then promote.
+
+Nothing is kept between runs: every run reads the registry, reconciles, and does
+only what is missing, so a run that failed or was killed is repaired by running
+it again. Floating tags are written last, and only once every image of the
+release is verified complete, so no floating tag ever names a partial release.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from matrix.errors import UserError
+from matrix.plan import ImageSpec, Plan
+from matrix.publish.reconcile import Action, Change, conflicts, image_problems, reconcile
+from matrix.publish.state import (
+    KEY_ANNOTATION,
+    REVISION_ANNOTATION,
+    VERSION_ANNOTATION,
+    ReleaseState,
+    RemoteImage,
+    read_images,
+    read_state,
+    reference,
+)
+
+
+class PublishConflict(UserError):
+    """Immutable tags already name other content; nothing was changed."""
+
+
+class ReleaseIncomplete(UserError):
+    """The release's images are not all complete, so floating tags stay where they are."""
+
+
+Progress = Callable[[str, str, str], None]  # (image key or "release", phase, message)
+
+
+def annotations_for(plan: Plan, spec: ImageSpec) -> dict[str, str]:
+    """What matrix writes on every full tag's index, so verify never reads a blob."""
+    annotations = {VERSION_ANNOTATION: plan.version, KEY_ANNOTATION: spec.key}
+    if plan.commit:
+        annotations[REVISION_ANNOTATION] = plan.commit
+    return annotations
+
+
+@dataclass
+class PublishReport:
+    version: str
+    registry: str
+    dry_run: bool
+    changes: list[Change] = field(default_factory=list)
+    done: set[tuple[str, str]] = field(default_factory=set)  # (repository, tag) written
+    requests: dict[str, int] = field(default_factory=dict)
+    elapsed: float = 0.0
+
+    @property
+    def writes(self) -> int:
+        return len(self.done)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "registry": self.registry,
+            "dry_run": self.dry_run,
+            "changes": [
+                {
+                    "image": c.key,
+                    "repository": c.target.repository,
+                    "tag": c.target.tag,
+                    "kind": c.target.kind.value,
+                    "action": c.action.value,
+                    "from": c.current,
+                    "to": c.desired,
+                    "reason": c.reason,
+                    "done": (c.target.repository, c.target.tag) in self.done,
+                }
+                for c in self.changes
+            ],
+            "writes": self.writes,
+            "requests": self.requests,
+            "elapsed_seconds": round(self.elapsed, 3),
+        }
+
+    def write(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+
+
+ImageBuilder = Callable[[ImageSpec], None]  # builds and pushes one image to its full tag
+
+
+def publish(
+    client,
+    plan: Plan,
+    registry: str,
+    build_image: ImageBuilder,
+    *,
+    dry_run: bool = False,
+    force: bool = False,
+    progress: Progress = lambda key, phase, message: None,
+) -> PublishReport:
+    """Publish ``plan`` to ``registry``; ``build_image`` puts one image under its full tag."""
+    started = time.monotonic()
+    report = PublishReport(plan.version, registry, dry_run)
+    state = read_state(client, plan, registry)
+    report.changes = reconcile(plan, state, force=force)
+    _refuse_conflicts(report.changes, registry)
+    if dry_run:
+        return _finish(report, client, started)
+
+    to_build = [
+        spec
+        for spec in plan.images
+        if any(
+            c.key == spec.key and c.target == spec.full_target and c.writes for c in report.changes
+        )
+    ]
+    for spec in to_build:
+        progress(spec.key, "build", f"building {', '.join(spec.platforms)}")
+        build_image(spec)
+        report.done.add((spec.full_target.repository, spec.full_target.tag))
+        progress(spec.key, "build", f"pushed {reference(registry, spec.full_target)}")
+
+    images = verify_images(client, plan, registry, progress)
+    report.changes = reconcile(plan, ReleaseState(images, state.tags), force=force)
+    _refuse_conflicts(report.changes, registry)
+    _promote(client, plan, registry, report, images, progress)
+    return _finish(report, client, started)
+
+
+def promote(
+    client,
+    plan: Plan,
+    registry: str,
+    *,
+    dry_run: bool = False,
+    progress: Progress = lambda key, phase, message: None,
+) -> PublishReport:
+    """Point the plan's sha and floating tags at its images, which must all be complete."""
+    started = time.monotonic()
+    report = PublishReport(plan.version, registry, dry_run)
+    state = read_state(client, plan, registry)
+    report.changes = reconcile(plan, state)
+    full = {spec.full_target for spec in plan.images}
+    broken = [c for c in report.changes if c.target in full and c.action is not Action.KEEP]
+    if broken:
+        raise ReleaseIncomplete(
+            f"refusing to promote {plan.version}: "
+            + "; ".join(f"{registry}/{c.target} {c.reason or 'is missing'}" for c in broken)
+        )
+    _refuse_conflicts(report.changes, registry)
+    if dry_run:
+        return _finish(report, client, started)
+    images = verify_images(client, plan, registry, progress)
+    _promote(client, plan, registry, report, images, progress)
+    return _finish(report, client, started)
+
+
+def verify_problems(plan: Plan, state: ReleaseState) -> list[str]:
+    """Why the images under the full tags are not the release as planned (empty: they are)."""
+    problems = []
+    for spec in plan.images:
+        name = f"{spec.full_target}"
+        image = state.images.get(spec.key)
+        if image is None:
+            problems.append(f"{name} is missing")
+            continue
+        found = image_problems(spec, plan, image)
+        found += [
+            f"has no {annotation} annotation"
+            for annotation in annotations_for(plan, spec)
+            if annotation not in image.annotations
+        ]
+        if found:
+            problems.append(f"{name} {'; '.join(found)}")
+    return problems
+
+
+def verify_images(client, plan: Plan, registry: str, progress: Progress) -> dict[str, RemoteImage]:
+    """Read every full tag afresh; raise ReleaseIncomplete unless each is as planned."""
+    images = read_images(client, plan, registry)
+    problems = verify_problems(plan, ReleaseState(images, {}))
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise ReleaseIncomplete(
+            f"{len(problems)} of {len(plan.images)} images of {plan.version} on {registry} are "
+            f"not complete, no floating tag was moved: {problems[0]}{more}"
+        )
+    progress("release", "verify", f"{len(plan.images)} images complete")
+    return images  # type: ignore[return-value]  # none is None once verified
+
+
+def _promote(
+    client,
+    plan: Plan,
+    registry: str,
+    report: PublishReport,
+    images: dict[str, RemoteImage],
+    progress: Progress,
+) -> None:
+    from matrix.registry import copy_content
+
+    full = {spec.full_target for spec in plan.images}
+    writes = [c for c in report.changes if c.writes and c.target not in full]
+    by_image: dict[str, list[Change]] = {}
+    for change in writes:
+        by_image.setdefault(change.key, []).append(change)
+
+    def promote_image(key: str) -> None:
+        image = images[key]
+        spec = next(s for s in plan.images if s.key == key)
+        source = reference(registry, spec.full_target)
+        prepared: set[str] = set()
+        for change in by_image[key]:
+            target = reference(registry, change.target)
+            if target.repository != source.repository and target.repository not in prepared:
+                copy_content(client, source, target, _as_manifest(image))
+                prepared.add(target.repository)
+            client.put_manifest(target, image.content, image.media_type)
+            report.done.add((change.target.repository, change.target.tag))
+            progress(key, "promote", f"{change.action.value} {target} -> {image.digest}")
+
+    client.map(promote_image, list(by_image))
+
+
+def _as_manifest(image: RemoteImage):
+    from matrix.registry import Manifest
+
+    return Manifest(image.content, image.media_type, image.digest)
+
+
+def _refuse_conflicts(changes: Sequence[Change], registry: str) -> None:
+    found = conflicts(list(changes))
+    if found:
+        listed = "; ".join(f"{registry}/{c.target} = {c.current} ({c.reason})" for c in found[:5])
+        more = f" and {len(found) - 5} more" if len(found) > 5 else ""
+        raise PublishConflict(
+            f"{len(found)} immutable tags already name other content, nothing was changed: "
+            f"{listed}{more}; rerun with --force-republish to replace them"
+        )
+
+
+def _finish(report: PublishReport, client, started: float) -> PublishReport:
+    report.requests = client.requests.by_method
+    report.elapsed = time.monotonic() - started
+    return report
