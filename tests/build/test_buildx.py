@@ -7,6 +7,7 @@ buildx would write, so the digest read-back is exercised too.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -230,3 +231,20 @@ def test_a_platform_the_line_does_not_build_is_refused(tmp_path):
     contexts = {spec.key: tmp_path for spec in plan.images}
     with pytest.raises(UserError, match="linux/amd64 only, not linux/arm64"):
         build_requests(plan, contexts, platforms=["linux/arm64"])
+
+
+def test_annotations_go_into_the_image_output(tmp_path, recorder):
+    plan, contexts = plan_and_contexts(tmp_path, pythons=["3.11"], flavors=["standard"])
+    (request,) = build_requests(plan, contexts, push=True)
+    request = dataclasses.replace(
+        request, annotations={"org.opencontainers.image.version": "2.11.5"}
+    )
+    engine(tmp_path).build(request, log=lambda line: None)
+
+    (call,) = recorder.calls()
+    assert "--push" not in call
+    assert call[call.index("--output") + 1] == (
+        "type=image,push=true,annotation.org.opencontainers.image.version=2.11.5,"
+        "annotation-index.org.opencontainers.image.version=2.11.5"
+    )
+    assert call.count("--tag") == 2

@@ -18,6 +18,7 @@ REQUEST = BuildRequest(
     repository="127.0.0.1:5000/m/s",
     labels={"a.b": "c"},
     build_args={"PYTHON_VERSION": "3.12"},
+    annotations={"org.opencontainers.image.version": "1.2.3"},
     push=True,
 )
 
@@ -29,13 +30,16 @@ def test_steps_as_the_dry_run_shows_them():
     build = (
         "podman.buildx.build('/ctx', platforms=['linux/{arch}'], tags=['{local}-linux-{arch}'], "
         "labels={{'a.b': 'c'}}, build_args={{'PYTHON_VERSION': '3.12'}}, pull=True, "
-        "cache=False, stream_logs=True)"
+        "cache=False, stream_logs=True)  # env: BUILDAH_LAYERS=false"
     )
     assert shown == [
         build.format(arch="amd64", local=local),
         build.format(arch="arm64", local=local),
-        f"podman.manifest.create('{local}', ['containers-storage:{local}-linux-amd64', "
-        f"'containers-storage:{local}-linux-arm64'])",
+        f"podman.manifest.create('{local}', [])",
+        "podman manifest add --annotation=org.opencontainers.image.version=1.2.3 "
+        f"{local} containers-storage:{local}-linux-amd64",
+        "podman manifest add --annotation=org.opencontainers.image.version=1.2.3 "
+        f"{local} containers-storage:{local}-linux-arm64",
         f"podman.manifest.inspect('{local}')",
         "podman manifest push --all --tls-verify=false --digestfile "
         f"/work/digests/127.0.0.1_5000_m_s_1.2.3-python3.12 {local} "
@@ -57,6 +61,8 @@ def test_without_push_the_list_stays_local():
         "buildx.build",
         "buildx.build",
         "manifest.create",
+        "run",
+        "run",
         "manifest.inspect",
     ]
 
@@ -79,3 +85,8 @@ def test_buildx_only_features_are_refused(change, named):
 def test_a_dropped_platform_fails_the_build():
     with pytest.raises(BuildFailed, match="the list lacks linux/arm64 \\(it has: linux/amd64\\)"):
         _check_platforms(REQUEST, {"linux/amd64"}, "the list")
+
+
+def test_an_annotation_that_would_break_buildx_output_is_refused():
+    with pytest.raises(UserError, match="may not hold a comma"):
+        BuildRequest(**{**REQUEST.__dict__, "annotations": {"a.b": "x,push=false"}})

@@ -4,6 +4,7 @@ the registry client that the registry holds what the engine reported."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -35,6 +36,10 @@ def test_podman_builds_both_platforms_and_the_registry_holds_them(tmp_path, regi
         push=True,
         labels={"org.opencontainers.image.url": "https://example.invalid/run/1"},
     )
+    requests = [
+        dataclasses.replace(r, annotations={"org.opencontainers.image.version": "1.2.3"})
+        for r in requests
+    ]
     engine = PodmanEngine(tmp_path / "work", tls_verify=False)
     engine.prepare()
 
@@ -47,7 +52,10 @@ def test_podman_builds_both_platforms_and_the_registry_holds_them(tmp_path, regi
                 index = client.get_manifest(parse_reference(tag))
                 assert index.digest == result.digest
             assert index.media_type == "application/vnd.oci.image.index.v1+json"
-            entries = children(parse_manifest(index.content))
+            index_json = parse_manifest(index.content)
+            for entry_json in index_json["manifests"]:
+                assert entry_json["annotations"]["org.opencontainers.image.version"] == "1.2.3"
+            entries = children(index_json)
             assert {str(e.platform) for e in entries} == PLATFORMS
             assert {str(e.platform): e.digest for e in entries} == dict(result.platform_digests)
 

@@ -7,6 +7,7 @@ import json
 import os
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from matrix.cli import options
@@ -113,8 +114,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if (args.builder or args.create_builder) and args.engine != "buildx":
-        raise UserError("--builder and --create-builder are for --engine buildx")
     labels = _labels(args.label)
     with tempfile.TemporaryDirectory(prefix="matrix-build-") as scratch:
         out = Path(args.out) if args.out else Path(scratch) / "contexts"
@@ -143,7 +142,16 @@ def _build(args: argparse.Namespace, labels: dict[str, str], out: Path, workdir:
         sbom=args.sbom,
         labels=labels,
     )
-    engine = _engine(args, workdir, registry)
+    if (args.builder or args.create_builder) and args.engine != "buildx":
+        raise UserError("--builder and --create-builder are for --engine buildx")
+    engine = make_engine(
+        args.engine,
+        workdir,
+        registry,
+        builder=args.builder,
+        create_builder=args.create_builder,
+        insecure_registries=args.insecure_registry,
+    )
     if args.dry_run:
         for call in engine.prepare_calls():
             print(engine.show(call))
@@ -169,11 +177,20 @@ def _build(args: argparse.Namespace, labels: dict[str, str], out: Path, workdir:
     return 1 if failures else 0
 
 
-def _engine(args: argparse.Namespace, workdir: Path, registry: str):
+def make_engine(
+    name: str,
+    workdir: Path,
+    registry: str,
+    *,
+    builder: str | None = None,
+    create_builder: bool = False,
+    insecure_registries: Sequence[str] = (),
+):
+    """The buildx or podman engine, talking plain HTTP to loopback/insecure registries."""
     from matrix.registry.client import is_loopback
 
-    plain_http = is_loopback(registry) or registry in args.insecure_registry
-    if args.engine == "podman":
+    plain_http = is_loopback(registry) or registry in insecure_registries
+    if name == "podman":
         from matrix.engines.podman import PodmanEngine
 
         return PodmanEngine(workdir, tls_verify=not plain_http)
@@ -181,8 +198,8 @@ def _engine(args: argparse.Namespace, workdir: Path, registry: str):
 
     return BuildxEngine(
         workdir,
-        builder=args.builder,
-        create_builder=args.create_builder,
+        builder=builder,
+        create_builder=create_builder,
         insecure_registries=[registry] if plain_http else [],
     )
 

@@ -8,11 +8,13 @@ the dry run shows exactly what would run.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
 import re
 import shlex
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -22,6 +24,8 @@ from matrix.errors import UserError
 # Build args whose name says they hold a credential are masked in everything shown.
 _SECRET_NAME_RE = re.compile(r"(?i)(TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|API_?KEY|AUTH)")
 MASK = "***"
+_ANNOTATION_RE = re.compile(r"[A-Za-z0-9._/-]+=[^,\"'\s\x00-\x1f]*")
+LogSink = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,9 @@ class BuildRequest:
     repository: str
     labels: Mapping[str, str] = field(default_factory=dict)
     build_args: Mapping[str, str] = field(default_factory=dict)
+    # OCI annotations of what is pushed: on the index and its manifests (buildx), on
+    # each entry of the index (podman 4 cannot annotate the index itself).
+    annotations: Mapping[str, str] = field(default_factory=dict)
     push: bool = False
     push_by_digest: bool = False
     cache: CacheSettings | None = None
@@ -61,6 +68,13 @@ class BuildRequest:
             )
         if self.push and not self.push_by_digest and not self.tags:
             raise UserError(f"{self.key}: nothing to push: no tag")
+        for name, value in self.annotations.items():
+            # buildx joins --output fields with commas and no quoting.
+            if not _ANNOTATION_RE.fullmatch(f"{name}={value}"):
+                raise UserError(
+                    f"{self.key}: annotation {name}={value!r} may not hold a comma, quote, "
+                    "space or control character"
+                )
 
 
 @dataclass(frozen=True)
@@ -83,23 +97,48 @@ class Call:
     target: str
     args: tuple[Any, ...] = ()
     kwargs: Mapping[str, Any] = field(default_factory=dict)
+    # Environment of the command. python-on-whales' streaming builds take none, so it
+    # is set in os.environ for as long as the call runs (calls run one at a time).
+    env: Mapping[str, str] = field(default_factory=dict)
 
-    def invoke(self, client: Any) -> Any:
-        if self.target == "run":
-            from python_on_whales.utils import run
+    def invoke(self, client: Any, on_line: LogSink | None = None) -> Any:
+        """Run the call; with ``on_line``, the call streams and each line goes there."""
+        with _environ(self.env):
+            if self.target == "run":
+                from python_on_whales.utils import run
 
-            return run(list(self.args[0]), **self.kwargs)
-        method = functools.reduce(getattr, self.target.split("."), client)
-        return method(*self.args, **self.kwargs)
+                return run(list(self.args[0]), **self.kwargs)
+            method = functools.reduce(getattr, self.target.split("."), client)
+            result = method(*self.args, **self.kwargs)
+            if on_line is None:
+                return result
+            for line in result:
+                on_line(line)
+            return None
 
     def show(self, client_name: str) -> str:
         """The call as a person reads it, secrets masked."""
+        env = [f"{name}={value}" for name, value in self.env.items()]
         if self.target == "run":
-            env = [f"{name}={value}" for name, value in self.kwargs.get("env", {}).items()]
             return shlex.join([*env, *(str(word) for word in self.args[0])])
         words = [repr(masked(a)) for a in self.args]
         words += [f"{name}={masked(value, name)!r}" for name, value in self.kwargs.items()]
-        return f"{client_name}.{self.target}({', '.join(words)})"
+        shown = f"{client_name}.{self.target}({', '.join(words)})"
+        return f"{shown}  # env: {' '.join(env)}" if env else shown
+
+
+@contextlib.contextmanager
+def _environ(values: Mapping[str, str]) -> Iterator[None]:
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def masked(value: Any, name: str = "") -> Any:
@@ -126,17 +165,19 @@ class BuildFailed(Exception):
         self.log_tail = log_tail
 
 
-LogSink = Callable[[str], None]
 # How many lines of a failed build's log a BuildFailed carries.
 LOG_TAIL = 20
 
 
 def stream_build(call: Call, client: Any, log: LogSink, tail: deque[str]) -> None:
     """Run a ``stream_logs=True`` build call, passing each line to ``log`` and ``tail``."""
-    for line in call.invoke(client):
+
+    def each(line: str) -> None:
         line = line.rstrip("\n")
         tail.append(line)
         log(line)
+
+    call.invoke(client, on_line=each)
 
 
 class Engine(Protocol):

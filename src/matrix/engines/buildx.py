@@ -92,6 +92,8 @@ class BuildxEngine:
         }
         if self.builder:
             kwargs["builder"] = self.builder
+        # python-on-whales 0.81 has no --annotation: annotations go into the output.
+        annotations = {f"annotation.{k}": v for k, v in request.annotations.items()}
         if request.push_by_digest:
             # No tag: the digest is the name, and the per-platform images are merged
             # into tagged indexes later (docker/build-push-action's multi-runner recipe).
@@ -101,6 +103,17 @@ class BuildxEngine:
                 "push-by-digest": "true",
                 "name-canonical": "true",
                 "push": "true",
+                **annotations,
+            }
+        elif request.push and annotations:
+            kwargs["tags"] = list(request.tags)
+            index = {f"annotation-index.{k}": v for k, v in request.annotations.items()}
+            multi = len(request.platforms) > 1
+            kwargs["output"] = {
+                "type": "image",
+                "push": "true",
+                **annotations,
+                **(index if multi else {}),
             }
         else:
             kwargs["tags"] = list(request.tags)

@@ -43,6 +43,7 @@ LOCAL_REPOSITORY = "localhost/matrix"
 class _Steps:
     builds: tuple[Call, ...]  # one per platform
     create: Call  # the local manifest list
+    adds: tuple[Call, ...]  # one entry per platform
     inspect: Call  # its entries, checked against the platforms
     pushes: tuple[Call, ...]  # one per tag
     read_back: Call | None  # the pushed index, checked again
@@ -50,7 +51,15 @@ class _Steps:
 
     def all(self) -> list[Call]:
         tail = (self.read_back,) if self.read_back else ()
-        return [*self.builds, self.create, self.inspect, *self.pushes, *tail, *self.cleanup]
+        return [
+            *self.builds,
+            self.create,
+            *self.adds,
+            self.inspect,
+            *self.pushes,
+            *tail,
+            *self.cleanup,
+        ]
 
 
 class PodmanEngine:
@@ -103,6 +112,9 @@ class PodmanEngine:
                     "cache": False,
                     "stream_logs": True,
                 },
+                # Only the final image is committed: no untagged intermediate images
+                # pile up in podman's storage after the clean-up.
+                env={"BUILDAH_LAYERS": "false"},
             )
             for platform, image in zip(request.platforms, images, strict=True)
         )
@@ -114,14 +126,32 @@ class PodmanEngine:
             read_back = Call(
                 "run",
                 ([*self.client_call, "manifest", "inspect", f"{request.repository}@{digest}"],),
-                {"env": self._registries_env()},
+                env=self._registries_env(),
             )
             cleanup = (Call("manifest.remove", (local_list,)), Call("image.remove", (images,)))
+        # python-on-whales has no `manifest add`, and podman's manifest create takes no
+        # annotations: each entry is added with the exact argv.
+        annotate = [f"--annotation={k}={v}" for k, v in request.annotations.items()]
+        adds = tuple(
+            Call(
+                "run",
+                (
+                    [
+                        *self.client_call,
+                        "manifest",
+                        "add",
+                        *annotate,
+                        local_list,
+                        f"containers-storage:{image}",
+                    ],
+                ),
+            )
+            for image in images
+        )
         return _Steps(
             builds=builds,
-            create=Call(
-                "manifest.create", (local_list, [f"containers-storage:{i}" for i in images])
-            ),
+            create=Call("manifest.create", (local_list, [])),
+            adds=adds,
             inspect=Call("manifest.inspect", (local_list,)),
             pushes=pushes,
             read_back=read_back,
@@ -141,6 +171,8 @@ class PodmanEngine:
             for call in steps.builds:
                 stream_build(call, self.client, log, tail)
             steps.create.invoke(self.client)
+            for call in steps.adds:
+                call.invoke(self.client)
             # The trap this guards against: podman silently leaving out a platform.
             local = steps.inspect.invoke(self.client)
             _check_platforms(request, {_platform(m.platform) for m in local.manifests}, "the list")
@@ -197,7 +229,7 @@ class PodmanEngine:
         return digest
 
     def _read_back(self, request: BuildRequest, call: Call, digest: str) -> dict:
-        if call.kwargs["env"]:
+        if call.env:
             self._registries_conf().write_text(
                 f'[[registry]]\nlocation = "{_registry_host(request)}"\ninsecure = true\n'
             )
