@@ -143,6 +143,7 @@ def test_next_release_moves_floating_tags_and_a_rerun_writes_nothing(release):
     release.client.requests.reset()
     again = release.publish("2.11.5")
     assert again.writes == 0
+    assert release.client.requests.blob_reads == 0
     assert "PUT" not in release.client.requests.by_method
     assert "POST" not in release.client.requests.by_method
     assert {c.action for c in again.changes} == {Action.KEEP}
@@ -264,3 +265,19 @@ def test_cli_diff_verify_and_promote(release, capsys, tmp_path):
         == 1
     )
     assert "NOT as planned" in capsys.readouterr().out
+
+
+def test_request_counter_tells_blob_reads_from_manifest_reads():
+    import httpx
+
+    from matrix.registry import RequestCounter
+
+    counter = RequestCounter()
+    for method, path in [
+        ("GET", "/v2/a/b/manifests/1"),
+        ("HEAD", "/v2/a/b/blobs/sha256:1"),
+        ("GET", "/v2/a/b/blobs/sha256:1"),
+        ("GET", "/v2/a/b/tags/list"),
+    ]:
+        counter.record(httpx.Request(method, f"http://127.0.0.1{path}"))
+    assert counter.blob_reads == 1 and counter.total == 4

@@ -126,7 +126,11 @@ def publish(
         report.done.add((spec.full_target.repository, spec.full_target.tag))
         progress(spec.key, "build", f"pushed {reference(registry, spec.full_target)}")
 
-    images = verify_images(client, plan, registry, progress)
+    if to_build:
+        images = verify_images(client, plan, registry, progress)
+    else:
+        # Nothing was pushed since the full tags were read: check what was read.
+        images = _verified(plan, registry, state.images, progress)
     report.changes = reconcile(plan, ReleaseState(images, state.tags), force=force)
     _refuse_conflicts(report.changes, registry)
     _promote(client, plan, registry, report, images, progress)
@@ -183,7 +187,12 @@ def verify_problems(plan: Plan, state: ReleaseState) -> list[str]:
 
 def verify_images(client, plan: Plan, registry: str, progress: Progress) -> dict[str, RemoteImage]:
     """Read every full tag afresh; raise ReleaseIncomplete unless each is as planned."""
-    images = read_images(client, plan, registry)
+    return _verified(plan, registry, read_images(client, plan, registry), progress)
+
+
+def _verified(
+    plan: Plan, registry: str, images: dict[str, RemoteImage | None], progress: Progress
+) -> dict[str, RemoteImage]:
     problems = verify_problems(plan, ReleaseState(images, {}))
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""

@@ -60,15 +60,24 @@ class Manifest(NamedTuple):
 
 
 class RequestCounter:
-    """Requests sent, in total and by method (token requests included)."""
+    """Requests sent, in total and by method (token requests included), and how many
+    of them read a blob: layers and configs are what rate limits and bills count."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._by_method: Counter[str] = Counter()
+        self._blob_reads = 0
 
     def record(self, request: httpx.Request) -> None:
         with self._lock:
             self._by_method[request.method] += 1
+            if request.method == "GET" and "/blobs/sha" in request.url.path:
+                self._blob_reads += 1
+
+    @property
+    def blob_reads(self) -> int:
+        with self._lock:
+            return self._blob_reads
 
     @property
     def total(self) -> int:
@@ -83,6 +92,7 @@ class RequestCounter:
     def reset(self) -> None:
         with self._lock:
             self._by_method.clear()
+            self._blob_reads = 0
 
 
 @dataclass(frozen=True, slots=True)

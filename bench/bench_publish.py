@@ -1,0 +1,106 @@
+"""Registry requests and wall time of `verify` and of a no-op `publish` rerun.
+
+Run: python bench/bench_publish.py   (needs Debian's docker-registry)
+A real registry on 127.0.0.1 holds a full fixture release of 4 Pythons x 3
+flavors x 2 platforms, published once; then verify and a no-op rerun of publish
+are measured, and again for twice the images to show the count grows linearly.
+Target: no blob reads at all; requests linear in images.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.support.images import push_index
+from tests.support.registry_server import start_registry
+
+from matrix.config import load_config
+from matrix.plan import plan_release
+from matrix.publish.run import annotations_for, publish, verify_problems
+from matrix.publish.state import read_state, reference
+from matrix.registry import RegistryClient
+
+CONFIG = """\
+schema = 1
+registry = "docker.io"
+[defaults]
+platforms = ["linux/amd64", "linux/arm64"]
+release_sha_tags = true
+sha_length = 7
+prerelease_dev_tags = "none"
+images = ["prefect"]
+[images.prefect]
+repository = "bench/prefect{n}"
+dev_repository = "bench/prefect{n}-dev"
+source = "https://github.com/PrefectHQ/prefect"
+flavors = ["standard", "conda", "kubernetes"]
+[flavors.standard]
+suffix = ""
+template = "standard.Dockerfile.j2"
+[flavors.conda]
+suffix = "-conda"
+template = "standard.Dockerfile.j2"
+[flavors.kubernetes]
+suffix = "-kubernetes"
+template = "standard.Dockerfile.j2"
+[[lines]]
+versions = ">=2.11.0, <2.12.0"
+latest_python = "3.10"
+python.standard = {pythons}
+python.conda = {pythons}
+python.kubernetes = {pythons}
+"""
+
+
+def measure(folder: Path, host: str, pythons: list[str], n: int) -> None:
+    path = folder / f"versions{n}.toml"
+    path.write_text(CONFIG.format(n=n, pythons=pythons))
+    loaded = load_config(path)
+    plan = plan_release(loaded, "2.11.5", commit="a597971f7156", latest=True)
+    with RegistryClient() as client:
+
+        def build(spec):
+            push_index(
+                client,
+                reference(host, spec.full_target),
+                spec.platforms,
+                salt=spec.key,
+                annotations=annotations_for(plan, spec),
+            )
+
+        publish(client, plan, host, build)
+        for label, action in (
+            ("verify", lambda: verify_problems(plan, read_state(client, plan, host))),
+            ("no-op publish", lambda: publish(client, plan, host, build)),
+        ):
+            client.requests.reset()
+            start = time.perf_counter()
+            action()
+            elapsed = time.perf_counter() - start
+            by_method = client.requests.by_method
+            blob_reads = f"{client.requests.blob_reads} blob reads"
+            print(
+                f"{label:>14}: {len(plan.images):2d} images x 2 platforms, "
+                f"{len(plan.targets)} tags: {client.requests.total} requests {by_method}, "
+                f"{elapsed * 1000:.0f} ms, {blob_reads}"
+            )
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        server = start_registry(Path(folder) / "registry")
+        try:
+            measure(Path(folder), server.host, ["3.9", "3.10", "3.11", "3.12"], 1)
+            pythons = [f"3.{m}" for m in range(5, 13)]
+            measure(Path(folder), server.host, pythons, 2)
+        finally:
+            server.stop()
+
+
+if __name__ == "__main__":
+    main()
