@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 
 import pytest
@@ -62,3 +63,12 @@ def fault_proxy(registry):
     proxy = start_fault_proxy(registry.host)
     yield proxy
     proxy.stop()
+
+
+@pytest.fixture
+def podman() -> str:
+    """podman's path; a clear failure (not a skip) when it is missing."""
+    path = shutil.which("podman")
+    if path is None:
+        pytest.fail("podman is not installed: run scripts/test.sh, which installs it")
+    return path

@@ -1,9 +1,8 @@
-"""Fixtures of the build tests: a recording stand-in for docker, a podman check."""
+"""Fixtures of the build tests: a recording stand-in for docker."""
 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -29,12 +28,3 @@ def recorder(tmp_path, monkeypatch) -> Recorder:
     record = tmp_path / "docker-calls.jsonl"
     monkeypatch.setenv("FAKE_DOCKER_RECORD", str(record))
     return Recorder(record)
-
-
-@pytest.fixture
-def podman() -> str:
-    """podman's path; a clear failure (not a skip) when it is missing."""
-    path = shutil.which("podman")
-    if path is None:
-        pytest.fail("podman is not installed: run scripts/test.sh, which installs it")
-    return path

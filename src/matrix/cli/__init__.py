@@ -15,7 +15,17 @@ from matrix import __version__
 from matrix.errors import UserError
 
 # Subcommand modules, in the order --help lists them.
-COMMANDS = ("plan", "render", "build", "diff", "verify", "promote", "retag", "tags")
+COMMANDS = (
+    "plan",
+    "render",
+    "build",
+    "publish",
+    "diff",
+    "verify",
+    "promote",
+    "retag",
+    "tags",
+)
 
 DESCRIPTION = """\
 Plan, build, publish and verify the release-matrix Docker images of Prefect.

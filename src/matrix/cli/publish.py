@@ -1,0 +1,193 @@
+"""`matrix publish`: the whole release, safe to run again."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from matrix.cli import release
+from matrix.errors import UserError
+
+HELP = "build, push, verify and promote a release; a rerun repairs a failed one"
+DESCRIPTION = """\
+Publish a release in four phases:
+  1. plan, and read the registry (manifest HEADs, GETs and tag lists; no pulls);
+  2. build and push every image whose full tag (2.11.5-python3.10) is missing,
+     or merge per-platform digests from --digests DIR (written by
+     `matrix build --push-by-digest --digests-out DIR` on separate runners);
+  3. verify: every image complete, with every planned platform, version and commit;
+  4. promote: only then write the sha and floating tags (2.11-, 2-, 2-latest) by
+     manifest copy.
+Nothing is kept between runs: a rerun after any failure or interruption skips what
+the registry already holds and does what is missing. A full or sha tag that
+already names other content is a conflict: publish stops before changing anything,
+and only --force-republish replaces it.
+"""
+EPILOG = """\
+examples:
+  matrix publish --version 2.11.5 --sha a597971f7156 --dry-run
+  matrix publish --version 2.11.5 --sha a597971f7156 --yes --report report.json
+  matrix publish --version 2.11.5 --sha a597971f7156 --digests digests/ --yes
+  matrix publish --version 2.11.5 --engine podman --registry 127.0.0.1:5000 --yes
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "publish",
+        help=HELP,
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    release.add_target_options(parser)
+    parser.add_argument(
+        "--engine",
+        choices=("buildx", "podman"),
+        default="buildx",
+        help="what builds the missing images (default buildx; podman for local use)",
+    )
+    parser.add_argument(
+        "--digests",
+        metavar="DIR",
+        help="merge per-platform digests from DIR instead of building",
+    )
+    parser.add_argument(
+        "--workdir",
+        metavar="DIR",
+        default=".matrix",
+        help="where build contexts are rendered (default .matrix)",
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="print what would change, change nothing"
+    )
+    parser.add_argument(
+        "--yes", action="store_true", help="do not ask before changing the registry (CI)"
+    )
+    parser.add_argument(
+        "--force-republish",
+        action="store_true",
+        help="replace full or sha tags that name other content",
+    )
+    parser.add_argument("--report", metavar="FILE", help="write what the run did and why as JSON")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from matrix.cli import options
+    from matrix.cli.progress import Reporter
+    from matrix.publish.reconcile import describe
+    from matrix.publish.run import publish
+
+    reporter = Reporter()
+    with options.registry_client(args) as client:
+        plan, registry, loaded = release.plan_against_registry(args, client)
+        for note in plan.notes:
+            reporter.step("release", "plan", note)
+        if args.digests:
+            builder = digest_merger(client, plan, registry, Path(args.digests))
+        else:
+            builder = engine_builder(args, plan, loaded, registry, reporter)
+        if not args.dry_run:
+            preview = publish(
+                client, plan, registry, builder, dry_run=True, force=args.force_republish
+            )
+            _confirm(args, preview, registry)
+        report = publish(
+            client,
+            plan,
+            registry,
+            builder,
+            dry_run=args.dry_run,
+            force=args.force_republish,
+            progress=reporter.step,
+        )
+    if args.dry_run:
+        for change in report.changes:
+            print(describe(change, registry))
+    if args.report:
+        report.write(Path(args.report))
+    reporter.finish(report)
+    return 0
+
+
+def _confirm(args: argparse.Namespace, preview, registry: str) -> None:
+    writes = sum(change.writes for change in preview.changes)
+    if args.yes or writes == 0:
+        return
+    if not sys.stdin.isatty():
+        raise UserError(
+            f"publish would write {writes} tags to {registry}: pass --yes to go ahead, "
+            "or --dry-run to see them"
+        )
+    answer = input(f"publish {preview.version}: write {writes} tags to {registry}? [y/N] ")
+    if answer.strip().lower() not in ("y", "yes"):
+        raise UserError("publish cancelled, nothing was changed")
+
+
+def digest_merger(client, plan, registry: str, folder: Path):
+    """Assemble each image's index from the per-platform digests found in ``folder``."""
+    from matrix.publish.digests import read_digests
+    from matrix.publish.run import annotations_for
+    from matrix.publish.state import reference
+    from matrix.registry import assemble_index
+
+    found = read_digests(folder)
+
+    def merge(spec) -> None:
+        entries = []
+        for platform in spec.platforms:
+            digest = found.get((spec.key, platform))
+            if digest is None:
+                raise UserError(
+                    f"{folder} has no digest for {spec.key} on {platform}: was "
+                    "`matrix build --push-by-digest --digests-out` run for it?"
+                )
+            entries.append((digest, platform))
+        assemble_index(
+            client,
+            reference(registry, spec.full_target),
+            entries,
+            annotations=annotations_for(plan, spec),
+        )
+
+    return merge
+
+
+def engine_builder(args, plan, loaded, registry: str, reporter):
+    """Render one image's context, then build and push it to its full tag only."""
+    import os
+    from dataclasses import replace
+
+    from matrix.cli.build import make_engine
+    from matrix.engines import BuildFailed
+    from matrix.engines.requests import build_requests
+    from matrix.publish.run import annotations_for
+    from matrix.render import render_plan, source_date_epoch_from
+
+    workdir = Path(args.workdir)
+    engine = make_engine(args.engine, workdir, registry, insecure_registries=args.insecure_registry)
+    engine.prepare()
+
+    def build(spec) -> None:
+        single = replace(plan, images=(spec,))
+        (context,) = render_plan(
+            single,
+            loaded,
+            workdir / "contexts",
+            source_date_epoch=source_date_epoch_from(os.environ),
+        )
+        (request,) = build_requests(single, {spec.key: context.path}, registry=registry, push=True)
+        request = replace(
+            request,
+            tags=(f"{registry}/{spec.full_target}",),
+            annotations=annotations_for(plan, spec),
+        )
+        try:
+            engine.build(request, lambda line: None)
+        except BuildFailed as error:
+            tail = " | ".join(error.log_tail[-3:])
+            raise UserError(f"build of {error}{f' ({tail})' if tail else ''}") from None
+
+    return build
