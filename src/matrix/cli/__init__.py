@@ -1,8 +1,9 @@
 """The `matrix` command line.
 
-Each subcommand lives in its own module of this package and provides
-``register(subparsers)``. Modules keep heavy imports (httpx, python-on-whales,
-jinja2, rich) inside their run functions, so that ``matrix plan`` starts fast.
+Each subcommand lives in its own module of this package: HELP, DESCRIPTION and
+EPILOG for its --help, ``add_arguments(parser)`` and ``run(args) -> exit code``.
+Modules keep heavy imports (httpx, python-on-whales, jinja2, rich) inside their
+run functions, so that ``matrix plan`` starts fast.
 """
 
 from __future__ import annotations
@@ -68,7 +69,16 @@ def build_parser() -> argparse.ArgumentParser:
         title="commands", metavar="COMMAND", required=True, parser_class=_Parser
     )
     for name in COMMANDS:
-        importlib.import_module(f"matrix.cli.{name}").register(subparsers)
+        command = importlib.import_module(f"matrix.cli.{name}")
+        subparser = subparsers.add_parser(
+            name,
+            help=command.HELP,
+            description=command.DESCRIPTION,
+            epilog=command.EPILOG,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        command.add_arguments(subparser)
+        subparser.set_defaults(run=command.run)
     return parser
 
 

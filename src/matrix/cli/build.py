@@ -36,14 +36,7 @@ exit codes: 0 every image built, 1 an image failed (named on stderr), 2 bad inpu
 STATE_STYLES = {"waiting": "dim", "building": "yellow", "done": "green", "failed": "bold red"}
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "build",
-        help=HELP,
-        description=DESCRIPTION,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     options.add_release_selection(parser)
     options.add_config(parser)
     options.add_registry(parser)
@@ -110,7 +103,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="table",
         help="json prints every image's pushed digests on stdout, for programs",
     )
-    parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:

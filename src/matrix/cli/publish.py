@@ -33,14 +33,7 @@ examples:
 """
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "publish",
-        help=HELP,
-        description=DESCRIPTION,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     release.add_target_options(parser)
     parser.add_argument(
         "--engine",
@@ -71,7 +64,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="replace full or sha tags that name other content",
     )
     parser.add_argument("--report", metavar="FILE", help="write what the run did and why as JSON")
-    parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:

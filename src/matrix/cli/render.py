@@ -23,14 +23,7 @@ examples:
 DEFAULT_OUT = "contexts"
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "render",
-        help=HELP,
-        description=DESCRIPTION,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     options.add_release_selection(parser)
     options.add_config(parser)
     parser.add_argument(
@@ -39,7 +32,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=DEFAULT_OUT,
         help=f"where the contexts go (default: ./{DEFAULT_OUT}); a key's folder is replaced",
     )
-    parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -32,21 +32,13 @@ examples:
 """
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "retag",
-        help=HELP,
-        description=DESCRIPTION,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", metavar="SRC", help="the image to copy: name:tag or name@digest")
     parser.add_argument("targets", metavar="DST", nargs="+", help="':TAG' or a full reference")
     parser.add_argument(
         "--dry-run", action="store_true", help="print what would change and change nothing"
     )
     options.add_registry_options(parser)
-    parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
