@@ -117,8 +117,8 @@ def _build(args: argparse.Namespace, labels: dict[str, str], out: Path, workdir:
     from matrix.engines.requests import build_requests
     from matrix.render import render_plan, source_date_epoch_from
 
-    plan = options.plan_from_args(args)
-    loaded = load_config(args.config)  # again: plan_from_args keeps its own
+    loaded = load_config(args.config)
+    plan = options.plan_from_args(args, loaded)
     registry = args.registry or plan.registry
     contexts = render_plan(plan, loaded, out, source_date_epoch=source_date_epoch_from(os.environ))
     requests = build_requests(

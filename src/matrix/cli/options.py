@@ -108,16 +108,18 @@ def read_known_releases(path: str | None):
         raise UserError(f"{path}: cannot read the releases file: {reason}") from None
 
 
-def plan_from_args(args: argparse.Namespace):
-    """Load the config and plan the release the common options describe."""
-    from matrix.config import load_config
+def plan_from_args(args: argparse.Namespace, loaded, known=None):
+    """Plan the release the common options describe, with ``loaded`` versions.toml.
+
+    ``known`` (releases read from a registry, say) stands in for --releases.
+    """
     from matrix.plan import plan_release
 
     return plan_release(
-        load_config(args.config),
+        loaded,
         args.version,
         commit=args.sha,
-        known=read_known_releases(args.releases),
+        known=known if known is not None else read_known_releases(args.releases),
         latest=args.latest,
         pythons=args.python,
         flavors=args.flavor,

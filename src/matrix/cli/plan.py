@@ -33,8 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from matrix.cli import output
+    from matrix.config import load_config
 
-    plan = options.plan_from_args(args)
+    plan = options.plan_from_args(args, load_config(args.config))
     if args.format == "json":
         output.print_json(plan)
     elif args.format == "github":

@@ -25,7 +25,6 @@ def plan_against_registry(args: argparse.Namespace, client, *, latest: bool | No
     """(plan, registry, loaded config). Unless --releases, --latest or --no-latest say
     otherwise, the known releases are the full tags in the release repositories."""
     from matrix.config import load_config
-    from matrix.plan import plan_release
     from matrix.publish.state import known_releases
     from matrix.reference import ImageReference
 
@@ -33,29 +32,14 @@ def plan_against_registry(args: argparse.Namespace, client, *, latest: bool | No
     registry = args.registry or loaded.config.registry
     if latest is not None:
         args = argparse.Namespace(**{**vars(args), "latest": latest})
-    known = options.read_known_releases(args.releases)
-
-    def make(known_releases_):
-        return plan_release(
-            loaded,
-            args.version,
-            commit=args.sha,
-            known=known_releases_,
-            latest=args.latest,
-            pythons=args.python,
-            flavors=args.flavor,
-            images=args.image,
-            branch=args.branch,
-        )
-
-    plan = make(known)
-    if known is None and args.latest is None:
+    plan = options.plan_from_args(args, loaded)
+    if args.releases is None and args.latest is None:
         repositories = sorted({spec.repository for spec in plan.images})
         tag_lists = client.map(
             lambda repository: client.list_tags(ImageReference(registry, repository)),
             repositories,
         )
-        plan = make(known_releases(tag_lists))
+        plan = options.plan_from_args(args, loaded, known_releases(tag_lists))
         note = f"known releases read from the tags of {', '.join(repositories)} on {registry}"
         plan = replace(plan, notes=(*plan.notes, note))
     return plan, registry, loaded

@@ -38,8 +38,8 @@ def run(args: argparse.Namespace) -> int:
     from matrix.config import load_config
     from matrix.render import render_plan, source_date_epoch_from
 
-    plan = options.plan_from_args(args)
-    loaded = load_config(args.config)  # again: plan_from_args keeps its own
+    loaded = load_config(args.config)
+    plan = options.plan_from_args(args, loaded)
     contexts = render_plan(
         plan, loaded, Path(args.out), source_date_epoch=source_date_epoch_from(os.environ)
     )
