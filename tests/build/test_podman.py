@@ -67,10 +67,27 @@ def test_without_push_the_list_stays_local():
     ]
 
 
+def test_push_by_digest_goes_through_a_layout_and_writes_no_tag():
+    engine = PodmanEngine(Path("/work"), tls_verify=False, run_id="r1")
+    request = BuildRequest(
+        **{**REQUEST.__dict__, "push_by_digest": True, "platforms": ("linux/arm64",), "tags": ()}
+    )
+    image = "localhost/matrix/scratch-python3.12:r1-linux-arm64"
+    layout = "/work/layouts/scratch-python3.12-linux-arm64-r1"
+    shown = [engine.show(call) for call in engine.calls(request)]
+    assert shown == [
+        f"podman.buildx.build('/ctx', platforms=['linux/arm64'], tags=['{image}'], "
+        "labels={'a.b': 'c'}, build_args={'PYTHON_VERSION': '3.12'}, pull=True, "
+        "cache=False, stream_logs=True)  # env: BUILDAH_LAYERS=false",
+        f"podman push --format oci {image} oci:{layout}:image",
+        f"# matrix uploads {layout} to 127.0.0.1:5000/m/s by digest, with no tag",
+        f"podman.image.remove(['{image}'])",
+    ]
+
+
 @pytest.mark.parametrize(
     ("change", "named"),
     [
-        ({"push_by_digest": True, "platforms": ("linux/amd64",), "tags": ()}, "--push-by-digest"),
         ({"provenance": True}, "--provenance"),
         ({"sbom": True}, "--sbom"),
         ({"cache": CacheSettings(("r/c:x",))}, "a registry cache"),

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
+import uuid
 from pathlib import Path
 
 import pytest
@@ -82,3 +84,60 @@ def _config_blob(client: RegistryClient, ref, digest: str) -> dict:
     )
     response.raise_for_status()
     return json.loads(response.content)
+
+
+def test_push_by_digest_writes_no_tag_and_publish_merges_the_digests(
+    tmp_path, registry, podman, capsys
+):
+    from matrix.cli import main
+
+    config = tmp_path / "config"
+    shutil.copytree(FIXTURE_CONFIG.parent, config)
+    repository = f"bydigest-{uuid.uuid4().hex[:8]}/scratch"
+    versions = config / "versions.toml"
+    versions.write_text(versions.read_text().replace("matrix-e2e/scratch", repository))
+    common = ["--version", "1.2.3", "--sha", "abcdef1234567", "--config", str(versions)]
+    common += ["--registry", registry.host]
+    digests = tmp_path / "digests"
+    for platform in sorted(PLATFORMS):
+        # One job of the GitHub matrix: one image, one platform, its own runner.
+        code = main(
+            [
+                "build",
+                *common,
+                "--flavor",
+                "standard",
+                "--platform",
+                platform,
+                "--engine",
+                "podman",
+                "--push-by-digest",
+                "--digests-out",
+                str(digests / platform.replace("/", "-")),
+            ]
+        )
+        assert code == 0, capsys.readouterr().err
+
+    records = [json.loads(p.read_text()) for p in sorted(digests.rglob("*.json"))]
+    assert {(r["key"], r["platform"]) for r in records} == {
+        ("scratch-python3.12", p) for p in PLATFORMS
+    }
+    with RegistryClient() as client:
+        assert client.list_tags(f"{registry.host}/{repository}") == []  # by digest: no tag
+        for record in records:
+            image_ref = parse_reference(f"{registry.host}/{repository}@{record['digest']}")
+            image = parse_manifest(client.get_manifest(image_ref).content)
+            config_json = _config_blob(client, image_ref, image["config"]["digest"])
+            assert f"{config_json['os']}/{config_json['architecture']}" == record["platform"]
+
+    code = main(["publish", *common, "--flavor", "standard", "--digests", str(digests), "--yes"])
+    assert code == 0, capsys.readouterr().err
+    assert main(["verify", *common, "--flavor", "standard"]) == 0
+    with RegistryClient() as client:
+        full = client.get_manifest(
+            parse_reference(f"{registry.host}/{repository}:1.2.3-python3.12")
+        )
+    entries = children(parse_manifest(full.content))
+    assert {str(e.platform): e.digest for e in entries} == {
+        r["platform"]: r["digest"] for r in records
+    }

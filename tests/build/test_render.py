@@ -108,7 +108,8 @@ def test_injection_refusal_is_one_line_exit_2(loaded, tmp_path, capsys, monkeypa
     spec = plan.images[0]
     bad = dataclasses.replace(spec, build_args={**spec.build_args, "BASE_IMAGE": "x;rm -rf /"})
     monkeypatch.setattr(
-        "matrix.cli.options.plan_from_args", lambda args: dataclasses.replace(plan, images=(bad,))
+        "matrix.cli.options.plan_from_args",
+        lambda *args, **kwargs: dataclasses.replace(plan, images=(bad,)),
     )
     code = main(["render", "--version", "2.11.5", "--out", str(tmp_path)])
     error = capsys.readouterr().err

@@ -20,15 +20,16 @@ of its line, with docker buildx (default) or podman, both through python-on-whal
 
 --push pushes the immutable tags only (full and sha): floating tags (2.11-…, 2-…,
 2-latest) move later, once every image under them is complete. --push-by-digest
-pushes one platform untagged, so each platform can build on its own native runner and
-the digests be merged into tagged indexes afterwards.
+pushes one platform untagged, so each platform can build on its own native runner;
+--digests-out DIR records each pushed digest in a small file there, and
+`matrix publish --digests DIR` merges them into the tagged indexes afterwards.
 """
 EPILOG = """\
 examples:
   matrix build --version 2.11.5 --dry-run                  the exact calls, nothing run
   matrix build --version 2.11.5 --sha a597971f7156 --push
-  matrix build --version 2.11.5 --python 3.10 --platform linux/arm64 --push-by-digest \\
-               --builder arm64 --format json               one GitHub Actions job
+  matrix build --version 2.11.5 --python 3.10 --flavor conda --platform linux/arm64 \\
+               --push-by-digest --digests-out digests/     one GitHub Actions job
   matrix build --version 2.11.5 --engine podman --registry 127.0.0.1:5000 --push
 
 exit codes: 0 every image built, 1 an image failed (named on stderr), 2 bad input.
@@ -53,7 +54,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     what.add_argument(
         "--push-by-digest",
         action="store_true",
-        help="push one platform (--platform) untagged and report its digest (buildx)",
+        help="push one platform (--platform) untagged and report its digest",
+    )
+    what.add_argument(
+        "--digests-out",
+        metavar="DIR",
+        help="with --push-by-digest: write each pushed digest to a file in DIR, for "
+        "`matrix publish --digests DIR`",
     )
     what.add_argument(
         "--label",
@@ -134,6 +141,8 @@ def _build(args: argparse.Namespace, labels: dict[str, str], out: Path, workdir:
         sbom=args.sbom,
         labels=labels,
     )
+    if args.digests_out and not args.push_by_digest:
+        raise UserError("--digests-out records the digests of --push-by-digest; add it")
     if (args.builder or args.create_builder) and args.engine != "buildx":
         raise UserError("--builder and --create-builder are for --engine buildx")
     engine = make_engine(
@@ -154,6 +163,12 @@ def _build(args: argparse.Namespace, labels: dict[str, str], out: Path, workdir:
         return 0
     engine.prepare()
     results, failures = _run_builds(engine, requests, keep_going=args.keep_going)
+    if args.digests_out:
+        from matrix.publish.digests import write_digest
+
+        for result in results:
+            for platform, digest in result.platform_digests.items():
+                write_digest(Path(args.digests_out), result.key, platform, digest)
     if args.format == "json":
         json.dump(
             {

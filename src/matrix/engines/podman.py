@@ -10,12 +10,17 @@ Three steps use the exact podman argv through ``python_on_whales.utils.run``:
 ``manifest push`` (python-on-whales' push has no --all, --tls-verify, --digestfile
 nor destination) and the read-back ``manifest inspect`` (it needs an environment,
 and podman's inspect has no --tls-verify: a registries.conf marks plain-HTTP hosts).
+
+podman pushes only to tags, so --push-by-digest writes the one-platform image to
+an OCI layout folder and matrix's registry client uploads it by digest: no tag is
+written, as with buildx's ``push-by-digest=true``.
 """
 
 from __future__ import annotations
 
 import json
 import secrets
+import shutil
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,6 +40,9 @@ from matrix.engines.base import (
     stream_build,
 )
 from matrix.errors import UserError
+from matrix.reference import parse_reference
+from matrix.registry import RegistryClient, RegistryError
+from matrix.registry.layout import image_platform, push_layout
 
 LOCAL_REPOSITORY = "localhost/matrix"
 
@@ -60,6 +68,20 @@ class _Steps:
             *tail,
             *self.cleanup,
         ]
+
+
+@dataclass(frozen=True)
+class _DigestSteps:
+    build: Call
+    to_layout: Call  # podman push to an OCI layout folder
+    upload: Call  # shown by --dry-run; matrix's registry client runs it
+    cleanup: Call
+
+    def all(self) -> list[Call]:
+        return [self.build, self.to_layout, self.upload, self.cleanup]
+
+
+UPLOAD = "matrix.upload-layout"
 
 
 class PodmanEngine:
@@ -98,24 +120,7 @@ class PodmanEngine:
         local_list = self.local_list(request)
         images = [self.local_image(request, p) for p in request.platforms]
         builds = tuple(
-            Call(
-                "buildx.build",
-                (str(request.context),),
-                {
-                    "platforms": [platform],
-                    "tags": [image],
-                    "labels": dict(request.labels),
-                    "build_args": dict(request.build_args),
-                    "pull": request.pull,
-                    # podman's layer cache does not key on the platform for FROM scratch
-                    # stages: a cached build gives the second platform the first's image.
-                    "cache": False,
-                    "stream_logs": True,
-                },
-                # Only the final image is committed: no untagged intermediate images
-                # pile up in podman's storage after the clean-up.
-                env={"BUILDAH_LAYERS": "false"},
-            )
+            _build_call(request, platform, image)
             for platform, image in zip(request.platforms, images, strict=True)
         )
         pushes: tuple[Call, ...] = ()
@@ -158,13 +163,38 @@ class PodmanEngine:
             cleanup=cleanup,
         )
 
+    def digest_steps(self, request: BuildRequest) -> _DigestSteps:
+        """The calls of a push-by-digest build: one platform, to a layout, then uploaded."""
+        _refuse_buildx_only(request)
+        (platform,) = request.platforms
+        image = self.local_image(request, platform)
+        layout = self.layout_path(request)
+        build = _build_call(request, platform, image)
+        to_layout = Call(
+            "run",
+            ([*self.client_call, "push", "--format", "oci", image, f"oci:{layout}:image"],),
+        )
+        upload = Call(UPLOAD, (str(layout), request.repository))
+        return _DigestSteps(build, to_layout, upload, Call("image.remove", ([image],)))
+
     def calls(self, request: BuildRequest) -> list[Call]:
+        if request.push_by_digest:
+            return self.digest_steps(request).all()
         return self.steps(request).all()
 
     def show(self, call: Call) -> str:
+        if call.target == UPLOAD:
+            layout, repository = call.args
+            return f"# matrix uploads {layout} to {repository} by digest, with no tag"
         return call.show("podman")
 
+    def layout_path(self, request: BuildRequest) -> Path:
+        slug = request.platforms[0].replace("/", "-")
+        return self.workdir / "layouts" / f"{request.key}-{slug}-{self.run_id}"
+
     def build(self, request: BuildRequest, log: LogSink) -> BuildResult:
+        if request.push_by_digest:
+            return self._build_by_digest(request, log)
         steps = self.steps(request)
         tail: deque[str] = deque(maxlen=LOG_TAIL)
         try:
@@ -185,12 +215,7 @@ class PodmanEngine:
             for call in steps.cleanup:
                 call.invoke(self.client)
         except DockerException as error:
-            lines = stderr_lines(error)
-            raise BuildFailed(
-                request.key,
-                f"podman exited with {error.return_code}: {lines[-1] if lines else ''}",
-                tuple([*tail, *lines][-LOG_TAIL:]),
-            ) from None
+            raise _failed(request, error, tail) from None
         return BuildResult(
             request.key,
             digest=digest,
@@ -200,6 +225,34 @@ class PodmanEngine:
                 _platform_of(entry["platform"]): entry["digest"] for entry in pushed["manifests"]
             },
             tags=request.tags,
+        )
+
+    def _build_by_digest(self, request: BuildRequest, log: LogSink) -> BuildResult:
+        steps = self.digest_steps(request)
+        layout = self.layout_path(request)
+        tail: deque[str] = deque(maxlen=LOG_TAIL)
+        shutil.rmtree(layout, ignore_errors=True)
+        layout.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            stream_build(steps.build, self.client, log, tail)
+            steps.to_layout.invoke(self.client)
+            _check_platforms(request, {image_platform(layout)}, "the built image")
+            host = _registry_host(request)
+            with RegistryClient(insecure_registries=() if self.tls_verify else (host,)) as client:
+                pushed = push_layout(client, layout, parse_reference(request.repository))
+            steps.cleanup.invoke(self.client)
+        except DockerException as error:
+            raise _failed(request, error, tail) from None
+        except RegistryError as error:
+            raise BuildFailed(request.key, f"upload by digest failed: {error}") from None
+        finally:
+            shutil.rmtree(layout, ignore_errors=True)
+        log(f"pushed {request.repository}@{pushed.digest}")
+        return BuildResult(
+            request.key,
+            digest=pushed.digest,
+            media_type=pushed.media_type,
+            platform_digests={request.platforms[0]: pushed.digest},
         )
 
     def _push_argv(self, local_list: str, tag: str) -> list[str]:
@@ -253,11 +306,41 @@ class PodmanEngine:
         return self.workdir / "digests" / tag.replace("/", "_").replace(":", "_")
 
 
+def _failed(request: BuildRequest, error: DockerException, tail: deque[str]) -> BuildFailed:
+    lines = stderr_lines(error)
+    return BuildFailed(
+        request.key,
+        f"podman exited with {error.return_code}: {lines[-1] if lines else ''}",
+        tuple([*tail, *lines][-LOG_TAIL:]),
+    )
+
+
+def _build_call(request: BuildRequest, platform: str, image: str) -> Call:
+    """One platform's build, tagged ``image`` in podman's local storage."""
+    return Call(
+        "buildx.build",
+        (str(request.context),),
+        {
+            "platforms": [platform],
+            "tags": [image],
+            "labels": dict(request.labels),
+            "build_args": dict(request.build_args),
+            "pull": request.pull,
+            # podman's layer cache does not key on the platform for FROM scratch
+            # stages: a cached build gives the second platform the first's image.
+            "cache": False,
+            "stream_logs": True,
+        },
+        # Only the final image is committed: no untagged intermediate images
+        # pile up in podman's storage after the clean-up.
+        env={"BUILDAH_LAYERS": "false"},
+    )
+
+
 def _refuse_buildx_only(request: BuildRequest) -> None:
     wanted = [
         flag
         for flag, on in (
-            ("--push-by-digest", request.push_by_digest),
             ("--provenance", request.provenance),
             ("--sbom", request.sbom),
             ("a registry cache", request.cache is not None),

@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import NamedTuple, TypeVar
 
 import httpx
@@ -254,7 +255,7 @@ class RegistryClient:
         url: str | httpx.URL,
         *,
         headers: Mapping[str, str] | None = None,
-        content: bytes | None = None,
+        content: bytes | Iterable[bytes] | None = None,
     ) -> httpx.Response:
         """One attempt of a request whose body is already read; 429 and 5xx raise to retry."""
         response = self.session(where.registry).request(
@@ -414,6 +415,28 @@ class RegistryClient:
 
         self._expect_created(where, "upload blob", self.call(where, "upload blob", attempt))
         return digest
+
+    def upload_blob_file(self, ref: ImageReference, path: Path, digest: str) -> None:
+        """Stream a file as the blob ``digest`` of ``ref``'s repository; the registry
+        checks the digest, so a file that changed under us is refused, not stored."""
+        where = _Where.of(ref, digest)
+        size = path.stat().st_size
+
+        def attempt() -> httpx.Response:
+            location = self._start_upload(where, ref)
+            with path.open("rb") as handle:
+                return self.send(
+                    where,
+                    "PUT",
+                    location.copy_merge_params({"digest": digest}),
+                    headers={
+                        "Content-Type": "application/octet-stream",
+                        "Content-Length": str(size),
+                    },
+                    content=iter(lambda: handle.read(_BLOB_CHUNK), b""),
+                )
+
+        self._expect_created(where, "upload blob", self.call(where, "upload blob", attempt))
 
     def copy_blob(self, source: ImageReference, target: ImageReference, digest: str) -> None:
         """Stream a blob from one registry to another without holding it in memory."""
