@@ -29,11 +29,23 @@ def push_index(
     annotations: dict[str, str] | None = None,
 ) -> PushedImage:
     """Push one small image per platform and an OCI index naming them to ``ref``."""
+    children, blobs = push_platform_images(client, ref, platforms, salt=f"{ref} {salt}")
+    index = assemble_index(
+        client, ref, list(zip(children.values(), children, strict=True)), annotations=annotations
+    )
+    return PushedImage(index, children, frozenset(blobs))
+
+
+def push_platform_images(
+    client: RegistryClient, ref: ImageReference, platforms=PLATFORMS, salt: str = ""
+) -> tuple[dict[str, str], set[str]]:
+    """One small image per platform into ``ref``'s repository by digest, with no tag:
+    (platform -> manifest digest, every blob digest). Same salt, same digests."""
     children: dict[str, str] = {}
     blobs: set[str] = set()
     for platform in platforms:
         os_name, architecture = platform.split("/")[:2]
-        layer = f"layer of {ref} for {platform} {salt}".encode()
+        layer = f"layer for {platform} {salt}".encode()
         config = json.dumps(
             {"architecture": architecture, "os": os_name, "rootfs": {"type": "layers"}}
         ).encode()
@@ -51,7 +63,4 @@ def push_index(
         children[platform] = client.put_manifest(
             ref.with_digest(sha256_digest(manifest)), manifest, OCI_MANIFEST
         )
-    index = assemble_index(
-        client, ref, list(zip(children.values(), children, strict=True)), annotations=annotations
-    )
-    return PushedImage(index, children, frozenset(blobs))
+    return children, blobs

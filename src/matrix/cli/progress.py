@@ -18,7 +18,8 @@ class Reporter:
         from rich.console import Console
 
         plain = os.environ.get("CI") == "true" or not sys.stderr.isatty()
-        self.console = Console(stderr=True, no_color=plain, highlight=False)
+        # soft_wrap: a log line is never cut in two, whatever the width.
+        self.console = Console(stderr=True, no_color=plain, highlight=False, soft_wrap=True)
         self.started = time.monotonic()
         self._lock = threading.Lock()
 
