@@ -19,4 +19,8 @@ fi
 
 python3 -m pip install -q -e '.[test]'
 python3 -m ruff check src tests bench
+# The workflows: actionlint (runs shellcheck on run: scripts when it is installed),
+# and zizmor with its strictest persona, offline: no GitHub API, no network at all.
+actionlint
+zizmor --offline --no-progress --persona=auditor .github/workflows
 python3 -m pytest "$@"
