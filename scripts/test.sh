@@ -7,9 +7,11 @@ cd "$(dirname "$0")/.."
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # Real parts the tests use: a registry (distribution 2.8), podman for
-# multi-platform builds, skopeo as a benchmark baseline, htpasswd for basic auth.
+# multi-platform builds, skopeo as a benchmark baseline, htpasswd for basic auth,
+# shellcheck for actionlint (without it actionlint silently skips the run: scripts).
 need=()
-for pair in docker-registry:docker-registry podman:podman skopeo:skopeo htpasswd:apache2-utils; do
+for pair in docker-registry:docker-registry podman:podman skopeo:skopeo \
+    htpasswd:apache2-utils shellcheck:shellcheck; do
     command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -19,6 +21,7 @@ fi
 
 python3 -m pip install -q -e '.[test]'
 python3 -m ruff check src tests bench
+python3 -m ruff format --check src tests bench
 # The workflows: actionlint (runs shellcheck on run: scripts when it is installed),
 # and zizmor with its strictest persona, offline: no GitHub API, no network at all.
 actionlint

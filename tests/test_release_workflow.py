@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).parents[1]
 WORKFLOWS = ROOT / ".github" / "workflows"
@@ -33,118 +34,19 @@ ENTRY_KEYS = {"key", "name", "image", "version", "python", "flavor", "platform",
 SHA = "abcdef1234567890abcdef1234567890abcdef12"
 
 
-# --- a reader for the YAML the workflow uses ------------------------------------------
-# Block mappings and sequences, `|` scalars, quoted and plain scalars, `[a, b]` and
-# `{}`: the workflow sticks to these, and anything else is an error here rather than
-# a silent misreading (actionlint checks the same file with a real YAML parser).
+# --- reading a workflow ---------------------------------------------------------------
 
 
 def read_workflow(text: str) -> dict[str, Any]:
-    reader = _YamlReader(text)
-    document = reader.node(0)
-    if reader.indent() != -1:
-        raise ValueError(f"line {reader.i + 1}: unexpected indentation")
-    return document
-
-
-class _YamlReader:
-    def __init__(self, text: str) -> None:
-        self.lines = text.splitlines()
-        self.i = 0
-
-    def indent(self) -> int:
-        """Column of the next meaningful line, -1 at the end."""
-        while self.i < len(self.lines):
-            stripped = self.lines[self.i].strip()
-            if stripped and not stripped.startswith("#"):
-                line = self.lines[self.i]
-                return len(line) - len(line.lstrip(" "))
-            self.i += 1
-        return -1
-
-    def node(self, column: int):
-        if self.indent() != column:
-            raise ValueError(f"line {self.i + 1}: expected a block at column {column}")
-        if self.lines[self.i].strip().startswith("- "):
-            return self.sequence(column)
-        return self.mapping(column)
-
-    def sequence(self, column: int) -> list:
-        items = []
-        while self.indent() == column and self.lines[self.i].strip().startswith("- "):
-            # "- key: value" opens a mapping two columns in: parse it as such.
-            line = self.lines[self.i]
-            self.lines[self.i] = " " * (column + 2) + line[column + 2 :]
-            items.append(self.node(column + 2))
-        return items
-
-    def mapping(self, column: int) -> dict:
-        result: dict[str, Any] = {}
-        while self.indent() == column:
-            number = self.i + 1
-            content = self.lines[self.i].strip()
-            if content.startswith("- "):
-                raise ValueError(f"line {number}: a sequence item inside a mapping")
-            key, colon, rest = content.partition(":")
-            if not colon or (rest and not rest.startswith(" ")) or not re.fullmatch(r"[\w-]+", key):
-                raise ValueError(f"line {number}: expected `key: value`, got {content!r}")
-            if key in result:
-                raise ValueError(f"line {number}: duplicate key {key!r}")
-            self.i += 1
-            value = _strip_comment(rest.strip())
-            if value in ("|", "|-"):
-                result[key] = self.block_scalar(column, keep_newline=value == "|")
-            elif value:
-                result[key] = _scalar(value, number)
-            else:
-                below = self.indent()
-                result[key] = self.node(below) if below > column else None
-        return result
-
-    def block_scalar(self, column: int, *, keep_newline: bool) -> str:
-        body: list[str] = []
-        while self.i < len(self.lines):
-            line = self.lines[self.i]
-            if line.strip() and len(line) - len(line.lstrip(" ")) <= column:
-                break
-            body.append(line)
-            self.i += 1
-        while body and not body[-1].strip():
-            body.pop()
-        margin = min(len(line) - len(line.lstrip(" ")) for line in body if line.strip())
-        text = "\n".join(line[margin:] for line in body)
-        return text + "\n" if keep_newline else text
-
-
-def _strip_comment(value: str) -> str:
-    quote = None
-    for index, char in enumerate(value):
-        if quote:
-            quote = None if char == quote else quote
-        elif char in "'\"":
-            quote = char
-        elif char == "#" and (index == 0 or value[index - 1] == " "):
-            return value[:index].rstrip()
-    return value
-
-
-def _scalar(value: str, number: int):
-    if value[0] in "&*!>|%@`?{" and value != "{}":
-        raise ValueError(f"line {number}: YAML this reader does not know: {value!r}")
-    if value == "{}":
-        return {}
-    if value.startswith("["):
-        if not value.endswith("]"):
-            raise ValueError(f"line {number}: unclosed flow sequence")
-        inner = value[1:-1].strip()
-        return [_scalar(item.strip(), number) for item in inner.split(",")] if inner else []
-    if value.startswith('"'):
-        return json.loads(value)
-    if value.startswith("'"):
-        return value[1:-1].replace("''", "'")
-    if re.fullmatch(r"[0-9]+", value):
-        return int(value)
-    return {"true": True, "false": False, "null": None}.get(value, value)
+    """A workflow file as GitHub reads it."""
+    workflow = yaml.safe_load(text)
+    assert isinstance(workflow, dict), "a workflow is a mapping"
+    # PyYAML follows YAML 1.1, where a bare `on` is the boolean true, so the `on:` key
+    # comes back as True; GitHub reads it as the string "on". Put it back under that name.
+    if True in workflow:
+        assert "on" not in workflow, "both `on` and `true` keys"
+        workflow["on"] = workflow.pop(True)
+    return workflow
 
 
 # --- GitHub's side: expressions, outputs, running a step ------------------------------
