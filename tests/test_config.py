@@ -101,6 +101,17 @@ def test_a_config_file_can_be_given_and_its_templates_are_beside_it(tmp_path):
             r"lines\[3\] \(>=2\.9\.0, <2\.10\.21\) overlaps lines\[4\]",
         ),
         (
+            "sha_length = 7",
+            'sha_length = 7\nmirrors = ["ghcr.io/prefecthq"]',
+            r":(\d+): defaults\.mirrors\[0\]: expected a registry host like 'ghcr\.io' or "
+            r"'host:5000', got 'ghcr\.io/prefecthq'",
+        ),
+        (
+            'registry = "docker.io"',
+            'registry = "docker io"',
+            r":(\d+): registry: expected a registry host",
+        ),
+        (
             "schema = 1",
             "schema = 2",
             r"schema: Input should be 1",
@@ -174,3 +185,12 @@ def test_line_without_a_required_setting_is_named(tmp_path):
         r"'latest_python', and \[defaults\] gives none",
     ):
         load_config(path)
+
+
+def test_mirrors_of_a_line_reach_its_plans(tmp_path):
+    from matrix.plan import plan_release
+
+    path = broken(tmp_path, "sha_length = 7", 'sha_length = 7\nmirrors = ["ghcr.io"]')
+    loaded = load_config(path)
+    assert plan_release(loaded, "2.11.5").mirrors == ("ghcr.io",)
+    assert plan_release(load_config(), "2.11.5").mirrors == ()

@@ -75,6 +75,17 @@ def _repository(value: str) -> str:
     return value
 
 
+def registry_host(value: str) -> str:
+    """``value`` if it is a registry host[:port] as image references name one."""
+    try:
+        parsed = parse_reference(f"{value}/x")
+    except InvalidReference:
+        parsed = None
+    if parsed is None or parsed.registry != value:
+        raise ValueError(f"expected a registry host like 'ghcr.io' or 'host:5000', got {value!r}")
+    return value
+
+
 def _template(value: str) -> str:
     if not _TEMPLATE_RE.fullmatch(value):
         raise ValueError(f"expected a template file name ending in .j2, got {value!r}")
@@ -86,6 +97,7 @@ Platform = Annotated[str, AfterValidator(_platform)]
 BuildArgs = Annotated[dict[str, str], AfterValidator(_build_args)]
 Repository = Annotated[str, AfterValidator(_repository)]
 Template = Annotated[str, AfterValidator(_template)]
+RegistryHost = Annotated[str, AfterValidator(registry_host)]
 PrereleaseDevTags = Literal["none", "dev-repository", "release-repository"]
 
 
@@ -125,6 +137,8 @@ class LineSettings(_Strict):
     latest_python: Python | None = None
     python: dict[str, list[Python]] | None = None
     build_args: dict[str, BuildArgs] | None = None
+    # Registries that get a copy of every image of the line, besides `registry`.
+    mirrors: list[RegistryHost] | None = None
 
 
 class LineConfig(LineSettings):
@@ -161,7 +175,7 @@ def _bounds(text: str) -> tuple[Version, Version]:
 
 class Config(_Strict):
     schema_version: Literal[1] = Field(alias="schema")
-    registry: str
+    registry: RegistryHost
     templates: str = "dockerfiles"
     defaults: LineSettings = LineSettings()
     images: dict[str, ImageConfig] = Field(min_length=1)
@@ -196,6 +210,7 @@ class LineFacts:
     latest_python: str
     python: dict[str, tuple[str, ...]]  # flavor -> Pythons, in file order
     build_args: dict[str, dict[str, str]]  # flavor -> args this line sets
+    mirrors: tuple[str, ...] = ()  # registries that get copies, besides `registry`
 
 
 @dataclass(frozen=True)
@@ -237,6 +252,8 @@ def _resolve(config: Config, line: LineConfig, index: int) -> LineFacts:
         merged[name] = value if value is not None else getattr(config.defaults, name)
         if merged[name] is None and name == "build_args":
             merged[name] = {}  # the flavors' own build args are enough
+        elif merged[name] is None and name == "mirrors":
+            merged[name] = []
         elif merged[name] is None:
             raise ValueError(f"{where}: no {name!r}, and [defaults] gives none")
     for image in merged["images"]:
@@ -261,6 +278,7 @@ def _resolve(config: Config, line: LineConfig, index: int) -> LineFacts:
         latest_python=latest,
         python={flavor: tuple(pythons) for flavor, pythons in merged["python"].items()},
         build_args=dict(merged["build_args"]),
+        mirrors=tuple(merged["mirrors"]),
     )
 
 

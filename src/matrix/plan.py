@@ -77,6 +77,7 @@ class Plan:
     line: str  # the versions.toml entry that applied, e.g. ">=2.10.20, <2.12.0"
     images: tuple[ImageSpec, ...]
     notes: tuple[str, ...] = field(default=())  # assumptions the plan made, for people
+    mirrors: tuple[str, ...] = ()  # registries that get copies of every image
 
     @property
     def targets(self) -> list[TagTarget]:
@@ -199,6 +200,7 @@ def plan_release(
         line=facts.versions,
         images=tuple(specs),
         notes=tuple(notes),
+        mirrors=facts.mirrors,
     )
 
 

@@ -26,42 +26,10 @@ from matrix.publish.state import known_releases, read_state, reference
 from matrix.reference import ImageReference
 from matrix.registry import RegistryClient
 from tests.support.images import push_index
+from tests.support.publishing import CONFIG
 
 COMMITS = {"2.10.9": "1111111aaaa", "2.11.4": "2222222bbbb", "2.11.5": "3333333cccc"}
 _unique = itertools.count()
-
-CONFIG = """\
-schema = 1
-registry = "docker.io"
-templates = "dockerfiles"
-
-[defaults]
-platforms = ["linux/amd64", "linux/arm64"]
-release_sha_tags = true
-sha_length = 7
-prerelease_dev_tags = "none"
-images = ["prefect"]
-
-[images.prefect]
-repository = "{repository}"
-dev_repository = "{repository}-dev"
-source = "https://github.com/PrefectHQ/prefect"
-flavors = ["standard", "conda"]
-
-[flavors.standard]
-suffix = ""
-template = "standard.Dockerfile.j2"
-
-[flavors.conda]
-suffix = "-conda"
-template = "standard.Dockerfile.j2"
-
-[[lines]]
-versions = ">=2.10.0, <2.13.0"
-latest_python = "3.10"
-python.standard = ["3.10", "3.11"]
-python.conda = ["3.10", "3.11"]
-"""
 
 
 @pytest.fixture

@@ -10,7 +10,8 @@ HELP = "compare a release's planned tags with the registry (changes nothing)"
 DESCRIPTION = """\
 Compare every planned tag of a release with what the registry holds, one line per
 tag: create (missing), move (names another digest: from which release, to which),
-keep (already right) or conflict (an immutable full or sha tag names other content).
+keep (already right) or conflict (an immutable full or sha tag names other content),
+for the registry and every mirror.
 Reads manifests with HEAD and GET only; never pulls a layer.
 """
 EPILOG = """\
@@ -29,13 +30,16 @@ def run(args: argparse.Namespace) -> int:
     from matrix.publish.reconcile import Action, describe, reconcile
     from matrix.publish.state import read_state, releases_of
 
+    changes = []
     with options.registry_client(args) as client:
         plan, registry, _ = release.plan_against_registry(args, client)
-        changes = reconcile(plan, read_state(client, plan, registry))
-        moved = [c for c in changes if c.action is Action.MOVE]
-        names = releases_of(client, registry, moved)
-    for change in changes:
-        print(describe(change, registry, names))
+        for host in (registry, *release.mirrors(args, plan, registry)):
+            found = reconcile(plan, read_state(client, plan, host), registry=host)
+            moved = [c for c in found if c.action is Action.MOVE]
+            names = releases_of(client, host, moved)
+            for change in found:
+                print(describe(change, host, names))
+            changes += found
     counts = {action: sum(c.action is action for c in changes) for action in Action}
     print(", ".join(f"{n} {action.value}" for action, n in counts.items()))
     for note in plan.notes:

@@ -21,6 +21,7 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         "kind": plan.kind.value,
         "commit": plan.commit,
         "registry": plan.registry,
+        "mirrors": list(plan.mirrors),
         "line": plan.line,
         "notes": list(plan.notes),
         "images": [

@@ -38,7 +38,14 @@ def run(args: argparse.Namespace) -> int:
     with options.registry_client(args) as client:
         latest = True if args.latest is None else args.latest
         plan, registry, _ = release.plan_against_registry(args, client, latest=latest)
-        report = promote(client, plan, registry, dry_run=args.dry_run, progress=reporter.step)
+        report = promote(
+            client,
+            plan,
+            registry,
+            mirrors=release.mirrors(args, plan, registry),
+            dry_run=args.dry_run,
+            progress=reporter.step,
+        )
     for change in report.changes:
         if change.writes or args.dry_run:
             print(describe(change, registry))

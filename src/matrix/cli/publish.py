@@ -19,6 +19,10 @@ Publish a release in four phases:
   3. verify: every image complete, with every planned platform, version and commit;
   4. promote: only then write the sha and floating tags (2.11-, 2-, 2-latest) by
      manifest copy.
+With mirrors (versions.toml's `mirrors`, or --mirror), phase 2 builds for the
+first registry only and copies each image to the others registry to registry;
+phase 3 verifies every registry, and no floating tag moves in any registry until
+all of them hold the complete release. Digests are identical everywhere.
 Nothing is kept between runs: a rerun after any failure or interruption skips what
 the registry already holds and does what is missing. A full or sha tag that
 already names other content is a conflict: publish stops before changing anything,
@@ -30,6 +34,7 @@ examples:
   matrix publish --version 2.11.5 --sha a597971f7156 --yes --report report.json
   matrix publish --version 2.11.5 --sha a597971f7156 --digests digests/ --yes
   matrix publish --version 2.11.5 --engine podman --registry 127.0.0.1:5000 --yes
+  matrix publish --version 2.11.5 --sha a597971f7156 --mirror ghcr.io --yes
 """
 
 
@@ -81,16 +86,24 @@ def run(args: argparse.Namespace) -> int:
             builder = digest_merger(client, plan, registry, Path(args.digests))
         else:
             builder = engine_builder(args, plan, loaded, registry, reporter)
+        mirrors = release.mirrors(args, plan, registry)
         if not args.dry_run:
             preview = publish(
-                client, plan, registry, builder, dry_run=True, force=args.force_republish
+                client,
+                plan,
+                registry,
+                builder,
+                mirrors=mirrors,
+                dry_run=True,
+                force=args.force_republish,
             )
-            _confirm(args, preview, registry)
+            _confirm(args, preview)
         report = publish(
             client,
             plan,
             registry,
             builder,
+            mirrors=mirrors,
             dry_run=args.dry_run,
             force=args.force_republish,
             progress=reporter.step,
@@ -104,16 +117,17 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _confirm(args: argparse.Namespace, preview, registry: str) -> None:
+def _confirm(args: argparse.Namespace, preview) -> None:
     writes = sum(change.writes for change in preview.changes)
     if args.yes or writes == 0:
         return
+    where = ", ".join(preview.registries)
     if not sys.stdin.isatty():
         raise UserError(
-            f"publish would write {writes} tags to {registry}: pass --yes to go ahead, "
+            f"publish would write {writes} tags to {where}: pass --yes to go ahead, "
             "or --dry-run to see them"
         )
-    answer = input(f"publish {preview.version}: write {writes} tags to {registry}? [y/N] ")
+    answer = input(f"publish {preview.version}: write {writes} tags to {where}? [y/N] ")
     if answer.strip().lower() not in ("y", "yes"):
         raise UserError("publish cancelled, nothing was changed")
 

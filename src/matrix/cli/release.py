@@ -18,7 +18,28 @@ def add_target_options(parser: argparse.ArgumentParser) -> None:
         metavar="HOST[:PORT]",
         help="registry holding the images (default: versions.toml's `registry`, docker.io)",
     )
+    parser.add_argument(
+        "--mirror",
+        action="append",
+        default=[],
+        metavar="HOST[:PORT]",
+        help="also a registry holding copies (repeatable; added to versions.toml's `mirrors`)",
+    )
     options.add_registry_options(parser)
+
+
+def mirrors(args: argparse.Namespace, plan, registry: str) -> tuple[str, ...]:
+    """The line's mirrors and --mirror, without the primary registry, each once."""
+    from matrix.config import registry_host
+    from matrix.errors import UserError
+
+    for host in args.mirror:
+        try:
+            registry_host(host)
+        except ValueError as error:
+            raise UserError(f"--mirror: {error}") from None
+    named = dict.fromkeys([*plan.mirrors, *args.mirror])
+    return tuple(host for host in named if host != registry)
 
 
 def plan_against_registry(args: argparse.Namespace, client, *, latest: bool | None = None):

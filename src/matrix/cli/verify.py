@@ -10,7 +10,8 @@ HELP = "check that the registry holds the release as planned (exit 1 if not)"
 DESCRIPTION = """\
 Check that every planned image exists under its full tag with every planned
 platform and with the planned version and commit in its annotations, and that
-every sha and floating tag names it. Exit 0 only when all of it holds; otherwise
+every sha and floating tag names it, in the registry and in every mirror. Exit 0
+only when all of it holds; otherwise
 each missing or wrong tag and platform is listed and the exit code is 1.
 Reads manifests only: one GET per image and one HEAD per other tag.
 """
@@ -31,22 +32,25 @@ def run(args: argparse.Namespace) -> int:
     from matrix.publish.run import verify_problems
     from matrix.publish.state import read_state
 
+    failed, counted = False, 0
     with options.registry_client(args) as client:
         plan, registry, _ = release.plan_against_registry(args, client)
-        state = read_state(client, plan, registry)
-        problems = verify_problems(plan, state)
-        wrong = [c for c in reconcile(plan, state) if c.action is not Action.KEEP]
-        requests = client.requests.total
-    for problem in problems:
-        print(problem)
-    for change in wrong:
-        print(describe(change, registry))
-    if problems or wrong:
-        print(f"{plan.version} on {registry}: NOT as planned ({requests} requests)")
-        return 1
-    tags = len(plan.targets)
-    print(
-        f"{plan.version} on {registry}: {len(plan.images)} images and {tags} tags as planned "
-        f"({requests} requests)"
-    )
-    return 0
+        for host in (registry, *release.mirrors(args, plan, registry)):
+            state = read_state(client, plan, host)
+            problems = verify_problems(plan, state)
+            wrong = [c for c in reconcile(plan, state) if c.action is not Action.KEEP]
+            for problem in problems:
+                print(f"{host}/{problem}")
+            for change in wrong:
+                print(describe(change, host))
+            # The first registry's count includes reading its tags to judge "newest".
+            requests, counted = client.requests.total - counted, client.requests.total
+            if problems or wrong:
+                failed = True
+                print(f"{plan.version} on {host}: NOT as planned ({requests} requests)")
+            else:
+                print(
+                    f"{plan.version} on {host}: {len(plan.images)} images and "
+                    f"{len(plan.targets)} tags as planned ({requests} requests)"
+                )
+    return 1 if failed else 0

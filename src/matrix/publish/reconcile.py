@@ -8,7 +8,7 @@ created, moved or kept.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from matrix.plan import ImageSpec, Plan, TagKind, TagTarget
@@ -30,6 +30,7 @@ class Change:
     current: str | None  # digest the tag names now
     desired: str | None  # digest it must name; None while the image is still to be built
     reason: str = ""
+    registry: str = ""  # where the tag lives, when a release spans several registries
 
     @property
     def writes(self) -> bool:
@@ -50,7 +51,10 @@ def image_problems(spec: ImageSpec, plan: Plan, image: RemoteImage) -> list[str]
     return problems
 
 
-def reconcile(plan: Plan, state: ReleaseState, *, force: bool = False) -> list[Change]:
+def reconcile(
+    plan: Plan, state: ReleaseState, *, force: bool = False, registry: str = ""
+) -> list[Change]:
+    """Every planned tag's change; each names ``registry`` when one is given."""
     changes: list[Change] = []
     for spec in plan.images:
         full = spec.full_target
@@ -76,7 +80,7 @@ def reconcile(plan: Plan, state: ReleaseState, *, force: bool = False) -> list[C
                 changes.append(
                     _tag_change(spec.key, target, state.tags.get(target), desired, force)
                 )
-    return changes
+    return [replace(change, registry=registry) for change in changes] if registry else changes
 
 
 def _tag_change(
@@ -104,7 +108,7 @@ def conflicts(changes: list[Change]) -> list[Change]:
 
 def describe(change: Change, registry: str, release_of: dict[str, str] | None = None) -> str:
     """One line per tag, as `matrix diff` and dry runs print it."""
-    name = f"{registry}/{change.target}"
+    name = f"{change.registry or registry}/{change.target}"
     desired = change.desired or "(to build)"
     if change.action is Action.CREATE:
         line = f"create   {name} -> {desired}"

@@ -52,12 +52,17 @@ def annotations_for(plan: Plan, spec: ImageSpec) -> dict[str, str]:
 @dataclass
 class PublishReport:
     version: str
-    registry: str
+    registry: str  # the primary: it gets the builds
     dry_run: bool
+    mirrors: tuple[str, ...] = ()  # the registries that get copies
     changes: list[Change] = field(default_factory=list)
-    done: set[tuple[str, str]] = field(default_factory=set)  # (repository, tag) written
+    done: set[tuple[str, str, str]] = field(default_factory=set)  # (registry, repo, tag)
     requests: dict[str, int] = field(default_factory=dict)
     elapsed: float = 0.0
+
+    @property
+    def registries(self) -> tuple[str, ...]:
+        return (self.registry, *self.mirrors)
 
     @property
     def writes(self) -> int:
@@ -67,9 +72,11 @@ class PublishReport:
         return {
             "version": self.version,
             "registry": self.registry,
+            "mirrors": list(self.mirrors),
             "dry_run": self.dry_run,
             "changes": [
                 {
+                    "registry": c.registry,
                     "image": c.key,
                     "repository": c.target.repository,
                     "tag": c.target.tag,
@@ -78,7 +85,7 @@ class PublishReport:
                     "from": c.current,
                     "to": c.desired,
                     "reason": c.reason,
-                    "done": (c.target.repository, c.target.tag) in self.done,
+                    "done": _written(self, c),
                 }
                 for c in self.changes
             ],
@@ -91,6 +98,10 @@ class PublishReport:
         path.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
 
 
+def _written(report: PublishReport, change: Change) -> bool:
+    return (change.registry, change.target.repository, change.target.tag) in report.done
+
+
 ImageBuilder = Callable[[ImageSpec], None]  # builds and pushes one image to its full tag
 
 
@@ -100,40 +111,69 @@ def publish(
     registry: str,
     build_image: ImageBuilder,
     *,
+    mirrors: Sequence[str] = (),
     dry_run: bool = False,
     force: bool = False,
     progress: Progress = lambda key, phase, message: None,
 ) -> PublishReport:
-    """Publish ``plan`` to ``registry``; ``build_image`` puts one image under its full tag."""
+    """Publish ``plan`` to ``registry`` and copy it to ``mirrors``; ``build_image`` puts
+    one image under its full tag in ``registry``."""
     started = time.monotonic()
-    report = PublishReport(plan.version, registry, dry_run)
-    state = read_state(client, plan, registry)
-    report.changes = reconcile(plan, state, force=force)
-    _refuse_conflicts(report.changes, registry)
+    report = PublishReport(plan.version, registry, dry_run, tuple(mirrors))
+    states = {r: read_state(client, plan, r) for r in report.registries}
+    report.changes = _reconcile_all(plan, states, force)
+    _refuse_conflicts(report.changes)
+    _refuse_diverged_mirrors(plan, report, states, force)
     if dry_run:
         return _finish(report, client, started)
 
+    full = {spec.full_target for spec in plan.images}
     to_build = [
         spec
         for spec in plan.images
         if any(
-            c.key == spec.key and c.target == spec.full_target and c.writes for c in report.changes
+            c.key == spec.key and c.target == spec.full_target and c.writes
+            for c in report.changes
+            if c.registry == registry
         )
     ]
     for spec in to_build:
         progress(spec.key, "build", f"building {', '.join(spec.platforms)}")
         build_image(spec)
-        report.done.add((spec.full_target.repository, spec.full_target.tag))
+        report.done.add((registry, spec.full_target.repository, spec.full_target.tag))
         progress(spec.key, "build", f"pushed {reference(registry, spec.full_target)}")
 
-    if to_build:
-        images = verify_images(client, plan, registry, progress)
-    else:
-        # Nothing was pushed since the full tags were read: check what was read.
-        images = _verified(plan, registry, state.images, progress)
-    report.changes = reconcile(plan, ReleaseState(images, state.tags), force=force)
-    _refuse_conflicts(report.changes, registry)
-    _promote(client, plan, registry, report, images, progress)
+    images = {
+        registry: _verified(
+            plan, registry, _read_if(to_build, client, plan, states[registry], registry), progress
+        )
+    }
+    for mirror in mirrors:
+        _mirror(
+            client,
+            plan,
+            registry,
+            mirror,
+            images[registry],
+            states[mirror],
+            report,
+            force,
+            progress,
+        )
+        copied = any(r == mirror for r, _, _ in report.done)
+        images[mirror] = _verified(
+            plan, mirror, _read_if(copied, client, plan, states[mirror], mirror), progress
+        )
+    # Every registry holds the complete release: only now may floating tags move.
+    first = {(c.registry, c.target): c for c in report.changes}
+    now = _reconcile_all(
+        plan, {r: ReleaseState(images[r], states[r].tags) for r in report.registries}, force
+    )
+    _refuse_conflicts(now)
+    # What the full tags needed (built, copied) stays in the report, not their "keep" now.
+    report.changes = [first[(c.registry, c.target)] if c.target in full else c for c in now]
+    for r in report.registries:
+        _promote(client, plan, r, report, images[r], progress, exclude=full)
     return _finish(report, client, started)
 
 
@@ -142,26 +182,29 @@ def promote(
     plan: Plan,
     registry: str,
     *,
+    mirrors: Sequence[str] = (),
     dry_run: bool = False,
     progress: Progress = lambda key, phase, message: None,
 ) -> PublishReport:
-    """Point the plan's sha and floating tags at its images, which must all be complete."""
+    """Point the plan's sha and floating tags at its images in ``registry`` and every
+    mirror; every image must be complete in all of them first."""
     started = time.monotonic()
-    report = PublishReport(plan.version, registry, dry_run)
-    state = read_state(client, plan, registry)
-    report.changes = reconcile(plan, state)
+    report = PublishReport(plan.version, registry, dry_run, tuple(mirrors))
+    states = {r: read_state(client, plan, r) for r in report.registries}
+    report.changes = _reconcile_all(plan, states, False)
     full = {spec.full_target for spec in plan.images}
     broken = [c for c in report.changes if c.target in full and c.action is not Action.KEEP]
     if broken:
         raise ReleaseIncomplete(
             f"refusing to promote {plan.version}: "
-            + "; ".join(f"{registry}/{c.target} {c.reason or 'is missing'}" for c in broken)
+            + "; ".join(f"{c.registry}/{c.target} {c.reason or 'is missing'}" for c in broken)
         )
-    _refuse_conflicts(report.changes, registry)
+    _refuse_conflicts(report.changes)
     if dry_run:
         return _finish(report, client, started)
-    images = verify_images(client, plan, registry, progress)
-    _promote(client, plan, registry, report, images, progress)
+    images = {r: verify_images(client, plan, r, progress) for r in report.registries}
+    for r in report.registries:
+        _promote(client, plan, r, report, images[r], progress, exclude=full)
     return _finish(report, client, started)
 
 
@@ -190,6 +233,11 @@ def verify_images(client, plan: Plan, registry: str, progress: Progress) -> dict
     return _verified(plan, registry, read_images(client, plan, registry), progress)
 
 
+def _read_if(changed, client, plan: Plan, state: ReleaseState, registry: str):
+    """The full tags afresh when something was written to them, else what was read."""
+    return read_images(client, plan, registry) if changed else state.images
+
+
 def _verified(
     plan: Plan, registry: str, images: dict[str, RemoteImage | None], progress: Progress
 ) -> dict[str, RemoteImage]:
@@ -200,8 +248,68 @@ def _verified(
             f"{len(problems)} of {len(plan.images)} images of {plan.version} on {registry} are "
             f"not complete, no floating tag was moved: {problems[0]}{more}"
         )
-    progress("release", "verify", f"{len(plan.images)} images complete")
+    progress("release", "verify", f"{len(plan.images)} images complete on {registry}")
     return images  # type: ignore[return-value]  # none is None once verified
+
+
+def _reconcile_all(plan: Plan, states: dict[str, ReleaseState], force: bool) -> list[Change]:
+    return [
+        change
+        for registry, state in states.items()
+        for change in reconcile(plan, state, force=force, registry=registry)
+    ]
+
+
+def _refuse_diverged_mirrors(
+    plan: Plan, report: PublishReport, states: dict[str, ReleaseState], force: bool
+) -> None:
+    """A mirror's full tag must end up naming the primary's image, byte for byte."""
+    if force:
+        return
+    primary = states[report.registry].images
+    for mirror in report.mirrors:
+        for spec in plan.images:
+            there = states[mirror].images.get(spec.key)
+            here = primary.get(spec.key)
+            if there is not None and (here is None or here.digest != there.digest):
+                raise PublishConflict(
+                    f"{mirror}/{spec.full_target} = {there.digest}, but "
+                    f"{report.registry} has {here.digest if here else 'no such image'}: "
+                    "the mirror would no longer match; rerun with --force-republish to "
+                    "replace it"
+                )
+
+
+def _mirror(
+    client,
+    plan: Plan,
+    primary: str,
+    mirror: str,
+    images: dict[str, RemoteImage],
+    state: ReleaseState,
+    report: PublishReport,
+    force: bool,
+    progress: Progress,
+) -> None:
+    """Copy every full tag the mirror lacks (or, forced, holds otherwise) from the primary."""
+    from matrix.registry import copy
+
+    def mirror_image(spec: ImageSpec) -> None:
+        image = images[spec.key]
+        there = state.images.get(spec.key)
+        if there is not None and there.digest == image.digest:
+            return
+        if there is not None and not force:
+            raise PublishConflict(
+                f"{mirror}/{spec.full_target} = {there.digest}, not {image.digest} as on "
+                f"{primary}; rerun with --force-republish to replace it"
+            )
+        source = reference(primary, spec.full_target)
+        copy(client, source, reference(mirror, spec.full_target), _as_manifest(image))
+        report.done.add((mirror, spec.full_target.repository, spec.full_target.tag))
+        progress(spec.key, "mirror", f"copied to {reference(mirror, spec.full_target)}")
+
+    client.map(mirror_image, list(plan.images))
 
 
 def _promote(
@@ -211,11 +319,14 @@ def _promote(
     report: PublishReport,
     images: dict[str, RemoteImage],
     progress: Progress,
+    *,
+    exclude: set,
 ) -> None:
     from matrix.registry import copy_content
 
-    full = {spec.full_target for spec in plan.images}
-    writes = [c for c in report.changes if c.writes and c.target not in full]
+    writes = [
+        c for c in report.changes if c.writes and c.target not in exclude and c.registry == registry
+    ]
     by_image: dict[str, list[Change]] = {}
     for change in writes:
         by_image.setdefault(change.key, []).append(change)
@@ -231,7 +342,7 @@ def _promote(
                 copy_content(client, source, target, _as_manifest(image))
                 prepared.add(target.repository)
             client.put_manifest(target, image.content, image.media_type)
-            report.done.add((change.target.repository, change.target.tag))
+            report.done.add((registry, change.target.repository, change.target.tag))
             progress(key, "promote", f"{change.action.value} {target} -> {image.digest}")
 
     client.map(promote_image, list(by_image))
@@ -243,10 +354,10 @@ def _as_manifest(image: RemoteImage):
     return Manifest(image.content, image.media_type, image.digest)
 
 
-def _refuse_conflicts(changes: Sequence[Change], registry: str) -> None:
+def _refuse_conflicts(changes: Sequence[Change]) -> None:
     found = conflicts(list(changes))
     if found:
-        listed = "; ".join(f"{registry}/{c.target} = {c.current} ({c.reason})" for c in found[:5])
+        listed = "; ".join(f"{c.registry}/{c.target} = {c.current} ({c.reason})" for c in found[:5])
         more = f" and {len(found) - 5} more" if len(found) > 5 else ""
         raise PublishConflict(
             f"{len(found)} immutable tags already name other content, nothing was changed: "

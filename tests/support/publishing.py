@@ -1,0 +1,134 @@
+"""A fixture release as the build jobs leave it, and a publish process to kill."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from matrix.config import load_config
+from matrix.plan import plan_release
+from matrix.publish.digests import write_digest
+from matrix.publish.run import verify_problems
+from matrix.publish.state import read_state
+from matrix.reference import ImageReference
+from matrix.registry import RegistryClient
+from tests.support.images import push_platform_images
+
+# Two Pythons x two flavors x two platforms; {repository} is filled in per test.
+CONFIG = """\
+schema = 1
+registry = "docker.io"
+templates = "dockerfiles"
+
+[defaults]
+platforms = ["linux/amd64", "linux/arm64"]
+release_sha_tags = true
+sha_length = 7
+prerelease_dev_tags = "none"
+images = ["prefect"]
+
+[images.prefect]
+repository = "{repository}"
+dev_repository = "{repository}-dev"
+source = "https://github.com/PrefectHQ/prefect"
+flavors = ["standard", "conda"]
+
+[flavors.standard]
+suffix = ""
+template = "standard.Dockerfile.j2"
+
+[flavors.conda]
+suffix = "-conda"
+template = "standard.Dockerfile.j2"
+
+[[lines]]
+versions = ">=2.10.0, <2.13.0"
+latest_python = "3.10"
+python.standard = ["3.10", "3.11"]
+python.conda = ["3.10", "3.11"]
+"""
+
+VERSION = "2.11.4"
+COMMIT = "2222222bbbb"
+_unique = itertools.count()
+
+
+class Release:
+    """2.11.4 (2 Pythons x 2 flavors x 2 platforms) with its platform images pushed by
+    digest and the digest files written, as the build jobs leave it."""
+
+    def __init__(self, tmp_path: Path, host: str, name: str, config: str = CONFIG) -> None:
+        self.host = host
+        self.repository = f"test/kill-{name}-{os.getpid()}-{next(_unique)}"
+        self.config = tmp_path / f"{name}.toml"
+        self.config.write_text(config.format(repository=self.repository))
+        self.plan = plan_release(load_config(self.config), VERSION, commit=COMMIT, known=[])
+        self.digests = tmp_path / f"{name}-digests"
+        with RegistryClient() as client:
+            for spec in self.plan.images:
+                # The same salt in every repository: the same content, the same digests.
+                children, _ = push_platform_images(
+                    client, ImageReference(host, self.repository), spec.platforms, salt=spec.key
+                )
+                for platform, digest in children.items():
+                    write_digest(self.digests, spec.key, platform, digest)
+
+    def args(self, registry: str) -> list[str]:
+        return [
+            "publish",
+            *("--version", VERSION, "--sha", COMMIT, "--config", str(self.config)),
+            *("--registry", registry, "--digests", str(self.digests), "--yes"),
+        ]
+
+    def tags(self, host: str | None = None) -> dict[str, str]:
+        """Every tag of the repository (in ``host``, default the primary) and its digest."""
+        with RegistryClient() as client:
+            repository = ImageReference(host or self.host, self.repository)
+            return {
+                tag: client.head_manifest(repository.with_tag(tag)).digest
+                for tag in client.list_tags(repository)
+            }
+
+    def assert_no_floating_tag_names_an_incomplete_release(self, host: str | None = None) -> None:
+        host = host or self.host
+        tags = self.tags(host)
+        full = {spec.full_target.tag: spec for spec in self.plan.images}
+        others = [tag for tag in tags if tag not in full]
+        if not others:
+            return
+        with RegistryClient() as client:
+            state = read_state(client, self.plan, host)
+        assert verify_problems(self.plan, state) == [], f"{others} name an incomplete release"
+        for spec in self.plan.images:
+            for target in spec.targets:
+                if target.tag in tags:
+                    assert tags[target.tag] == tags[spec.full_target.tag], target.tag
+
+
+def kill_when(args: list[str], seen_enough) -> list[str]:
+    """Run `matrix ARGS`, SIGKILL it once ``seen_enough(lines so far)``; its stderr lines."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "matrix", *args],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "CI": "true"},
+    )
+    lines: list[str] = []
+    assert process.stderr is not None
+    for line in process.stderr:
+        lines.append(line.rstrip("\n"))
+        if seen_enough(lines):
+            process.send_signal(signal.SIGKILL)
+            break
+    process.wait(timeout=60)
+    assert process.returncode == -signal.SIGKILL, "\n".join(lines)
+    return lines
+
+
+def count_lines(phase: str, lines: list[str], saying: str = "") -> int:
+    return sum(f"] {phase} " in line and saying in line for line in lines)
