@@ -3,6 +3,8 @@
     proxy = start_fault_proxy(registry.host)
     proxy.fail(503, method="PUT", path="/manifests/", times=2)
     proxy.fail(429, retry_after="1", times=1)
+    proxy.fail(429, retry_after="1", for_seconds=2.0)   # a 429 storm: every match for 2 s
+    proxy.rate_limit(3, window=1.0)   # Docker Hub's pull limit: ratelimit-* headers, 429s
     proxy.drop(path="/blobs/uploads/", after_forwarding=True)   # answer lost after the write
     proxy.delay(0.5, method="GET")
     ... use proxy.host instead of registry.host ...
@@ -11,18 +13,21 @@
 
 Rules are tried in the order they were added; each applies to the next ``times``
 requests it matches (``method`` exact, ``path`` a regex searched in path+query),
-then retires. The Host header is passed through, so the URLs the registry builds
-(upload locations) point back at the proxy.
+or to all it matches for ``for_seconds`` after it was added, then retires. The
+rate limit is checked after the rules. The Host header is passed through, so the
+URLs the registry builds (upload locations) point back at the proxy.
 """
 
 from __future__ import annotations
 
 import http.client
+import math
 import re
 import socket
 import struct
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -40,10 +45,12 @@ class Rule:
     retry_after: str | None = None
     seconds: float = 0.0
     after_forwarding: bool = False
+    until: float | None = None  # time.monotonic() past which the rule has retired
 
     def matches(self, method: str, path: str) -> bool:
         return (
             self.times > 0
+            and (self.until is None or time.monotonic() < self.until)
             and (self.method is None or self.method == method)
             and (self.path is None or re.search(self.path, path) is not None)
         )
@@ -61,6 +68,7 @@ class FaultProxy:
         self.target = target
         self.rules: list[Rule] = []
         self.seen: list[Seen] = []
+        self.limiter: _Limiter | None = None
         self._lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self.server.daemon_threads = True
@@ -80,9 +88,30 @@ class FaultProxy:
         path: str | None = None,
         times: int = 1,
         retry_after: str | None = None,
+        for_seconds: float | None = None,
     ) -> None:
-        """Answer ``status`` without forwarding (with ``Retry-After`` if given)."""
-        self._add(Rule("status", method, path, times, status=status, retry_after=retry_after))
+        """Answer ``status`` without forwarding (with ``Retry-After`` if given); with
+        ``for_seconds``, to every matching request for that long (``times`` is ignored)."""
+        rule = Rule("status", method, path, times, status=status, retry_after=retry_after)
+        if for_seconds is not None:
+            rule.times = 1 << 62
+            rule.until = time.monotonic() + for_seconds
+        self._add(rule)
+
+    def rate_limit(
+        self,
+        limit: int,
+        window: float,
+        *,
+        method: str | None = "GET",
+        path: str | None = "/manifests/",
+    ) -> None:
+        """Count matching requests as Docker Hub counts pulls: ``limit`` per ``window``
+        seconds, refilled evenly (a token bucket). Forwarded answers carry
+        ``ratelimit-limit: L;w=W`` and ``ratelimit-remaining: R;w=W``; a request over
+        the limit gets 429 with ``Retry-After`` (whole seconds until the next pull)."""
+        with self._lock:
+            self.limiter = _Limiter(limit, window, method, path)
 
     def drop(
         self,
@@ -105,6 +134,7 @@ class FaultProxy:
         with self._lock:
             self.rules.clear()
             self.seen.clear()
+            self.limiter = None
 
     def stop(self) -> None:
         self.server.shutdown()
@@ -126,6 +156,46 @@ class FaultProxy:
         with self._lock:
             self.seen.append(Seen(method, path, outcome))
 
+    def take_pull(self, method: str, path: str) -> tuple[bool, list[tuple[str, str]]] | None:
+        """None when no rate limit applies; else (allowed, headers to add)."""
+        with self._lock:
+            limiter = self.limiter
+            if limiter is None or not limiter.matches(method, path):
+                return None
+            return limiter.take()
+
+
+class _Limiter:
+    def __init__(self, limit: int, window: float, method: str | None, path: str | None) -> None:
+        self.limit = limit
+        self.window = window
+        self.method = method
+        self.path = path
+        self.tokens = float(limit)
+        self.stamp = time.monotonic()
+
+    def matches(self, method: str, path: str) -> bool:
+        return (self.method is None or self.method == method) and (
+            self.path is None or re.search(self.path, path) is not None
+        )
+
+    def take(self) -> tuple[bool, list[tuple[str, str]]]:
+        now = time.monotonic()
+        rate = self.limit / self.window
+        self.tokens = min(float(self.limit), self.tokens + (now - self.stamp) * rate)
+        self.stamp = now
+        allowed = self.tokens >= 1
+        if allowed:
+            self.tokens -= 1
+        window = f"w={self.window:g}"
+        headers = [
+            ("ratelimit-limit", f"{self.limit};{window}"),
+            ("ratelimit-remaining", f"{int(self.tokens)};{window}"),
+        ]
+        if not allowed:
+            headers.append(("Retry-After", str(math.ceil((1 - self.tokens) / rate))))
+        return allowed, headers
+
 
 def start_fault_proxy(target: str) -> FaultProxy:
     """A proxy on a free 127.0.0.1 port forwarding to ``target`` (``host:port``)."""
@@ -144,6 +214,12 @@ class _Handler(BaseHTTPRequestHandler):
             proxy.record(method, self.path, f"{rule.status} injected")
             self._send_fault(rule)
             return
+        pull = proxy.take_pull(method, self.path)
+        limit_headers = [] if pull is None else pull[1]
+        if pull is not None and not pull[0]:
+            proxy.record(method, self.path, "429 over the rate limit")
+            self._send_fault(Rule("status", None, None, 0, status=429), limit_headers)
+            return
         if rule is not None and rule.kind == "drop" and not rule.after_forwarding:
             proxy.record(method, self.path, "dropped")
             self._drop()
@@ -157,7 +233,7 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(rule.seconds)
         proxy.record(method, self.path, str(status))
         self.send_response(status)
-        for name, value in headers:
+        for name, value in [*headers, *limit_headers]:
             if name.lower() not in _HOP_BY_HOP and name.lower() != "content-length":
                 self.send_header(name, value)
         # A HEAD answer announces the length of the body it does not carry.
@@ -199,7 +275,7 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             connection.close()
 
-    def _send_fault(self, rule: Rule) -> None:
+    def _send_fault(self, rule: Rule, headers: Iterable[tuple[str, str]] = ()) -> None:
         body = b'{"errors":[{"code":"UNAVAILABLE","message":"injected by the fault proxy"}]}'
         if rule.status == 429:
             body = b'{"errors":[{"code":"TOOMANYREQUESTS","message":"injected"}]}'
@@ -207,9 +283,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/json")
         if rule.retry_after is not None:
             self.send_header("Retry-After", rule.retry_after)
+        for name, value in headers:
+            self.send_header(name, value)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(body)
+        if self.command != "HEAD":  # a body after a HEAD answer would poison the connection
+            self.wfile.write(body)
 
     def _drop(self) -> None:
         self.close_connection = True

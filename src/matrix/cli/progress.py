@@ -40,11 +40,22 @@ class Reporter:
             f"{report.version} on {report.registry}: {totals}; {verb} "
             f"{sum(c.writes for c in report.changes) if report.dry_run else report.writes} "
             f"tags in {report.elapsed:.1f}s with {requests} registry requests"
+            + _rate_limit_note(report.requests)
         )
         summary = os.environ.get("GITHUB_STEP_SUMMARY")
         if summary:
             with open(summary, "a", encoding="utf-8") as handle:
                 handle.write(markdown(report))
+
+
+def _rate_limit_note(requests) -> str:
+    """What the rate budget cost (matrix.registry.ratelimit.RequestsSpent), if anything."""
+    waited = getattr(requests, "waited", 0.0)
+    throttled = getattr(requests, "throttled", 0)
+    if waited < 0.05 and not throttled:
+        return ""
+    answers = f" ({throttled} answer{'' if throttled == 1 else 's'} 429)" if throttled else ""
+    return f"; waited {waited:.1f}s for the rate limit{answers}"
 
 
 def markdown(report) -> str:

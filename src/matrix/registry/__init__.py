@@ -4,6 +4,10 @@ Credentials (see `matrix.registry.credentials`): ``MATRIX_REGISTRY_USERNAME`` an
 ``MATRIX_REGISTRY_PASSWORD`` (optionally limited to the hosts in
 ``MATRIX_REGISTRY_HOSTS``), then ``DOCKER_AUTH_CONFIG``, then docker's
 ``config.json`` (``$DOCKER_CONFIG`` or ``~/.docker``) with its credential helpers.
+
+Requests are paced by a rate budget per registry (`matrix.registry.ratelimit`):
+Docker Hub's published pull limit until its ``ratelimit-*`` headers say otherwise,
+and a pause for every request to a registry that answered 429.
 """
 
 from matrix.registry.client import Manifest, RegistryClient, RequestCounter, RetryPolicy
@@ -11,6 +15,7 @@ from matrix.registry.copy import TagChange, assemble_index, copy, copy_content, 
 from matrix.registry.credentials import Credentials, find_credentials
 from matrix.registry.errors import AuthenticationError, CredentialsError, RegistryError
 from matrix.registry.manifests import Descriptor, Platform
+from matrix.registry.ratelimit import RateBudget, RateLimit, parse_quota
 
 __all__ = [
     "AuthenticationError",
@@ -19,6 +24,8 @@ __all__ = [
     "Descriptor",
     "Manifest",
     "Platform",
+    "RateBudget",
+    "RateLimit",
     "RegistryClient",
     "RegistryError",
     "RequestCounter",
@@ -28,6 +35,7 @@ __all__ = [
     "copy",
     "copy_content",
     "find_credentials",
+    "parse_quota",
     "plan_retag",
     "retag",
 ]

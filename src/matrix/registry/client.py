@@ -33,6 +33,7 @@ from matrix.registry.manifests import (
     digest_matches,
     sha256_digest,
 )
+from matrix.registry.ratelimit import DEFAULT_RATE_LIMITS, RateBudgets, RateLimit, RequestsSpent
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -62,12 +63,15 @@ class Manifest(NamedTuple):
 
 class RequestCounter:
     """Requests sent, in total and by method (token requests included), and how many
-    of them read a blob: layers and configs are what rate limits and bills count."""
+    of them read a blob: layers and configs are what rate limits and bills count.
+    With ``budget``, ``by_method`` also tells how long the rate budget held requests
+    back and how many 429s came."""
 
-    def __init__(self) -> None:
+    def __init__(self, budget: RateBudgets | None = None) -> None:
         self._lock = threading.Lock()
         self._by_method: Counter[str] = Counter()
         self._blob_reads = 0
+        self.budget = budget
 
     def record(self, request: httpx.Request) -> None:
         with self._lock:
@@ -86,14 +90,17 @@ class RequestCounter:
             return sum(self._by_method.values())
 
     @property
-    def by_method(self) -> dict[str, int]:
+    def by_method(self) -> RequestsSpent:
         with self._lock:
-            return dict(self._by_method)
+            counts = dict(self._by_method)
+        return RequestsSpent(counts, self.budget)
 
     def reset(self) -> None:
         with self._lock:
             self._by_method.clear()
             self._blob_reads = 0
+        if self.budget is not None:
+            self.budget.reset_counts()
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,11 +142,15 @@ class RegistryClient:
         timeout: float = 30.0,
         max_workers: int = 8,
         transport: httpx.BaseTransport | None = None,
+        rate_limits: Mapping[str, RateLimit | None] = DEFAULT_RATE_LIMITS,
     ) -> None:
         self.insecure_registries = frozenset(insecure_registries)
         self.endpoints = dict(endpoints)
         self.retry = retry
-        self.requests = RequestCounter()
+        # Pacing per registry (matrix.registry.ratelimit); a 429 pauses no longer
+        # than the retry policy would wait for it.
+        self.budget = RateBudgets(rate_limits, max_wait=retry.max_retry_after)
+        self.requests = RequestCounter(self.budget)
         self.max_workers = max_workers
         self._find_credentials = credentials
         self._timeout = timeout
@@ -176,6 +187,7 @@ class RegistryClient:
         with self._lock:
             session = self._sessions.get(registry)
             if session is None:
+                budget = self.budget[registry]
                 session = httpx.Client(
                     base_url=self.base_url(registry),
                     auth=RegistryAuth(registry, self._find_credentials(registry)),
@@ -184,7 +196,10 @@ class RegistryClient:
                         max_connections=self.max_workers * 2,
                         max_keepalive_connections=self.max_workers * 2,
                     ),
-                    event_hooks={"request": [self.requests.record]},
+                    event_hooks={
+                        "request": [self.requests.record, budget.before],
+                        "response": [budget.after],
+                    },
                     headers={"User-Agent": "matrix"},
                     transport=self._transport,
                 )
