@@ -59,20 +59,33 @@ Decisions
   name). A build arg that no such ``ARG`` declares does not reach ``FROM``, as in
   docker. The platform args BuildKit adds (``TARGETARCH``…) would name a different
   base per platform and are refused.
+* The Dockerfile is read by dockerfile-parse (``DockerfileParser``: its ``structure``
+  for instructions and lines, its ``parent_images`` for the expanded ``FROM``). matrix
+  adds only what its answer lacks: stages and ``scratch`` are left out, heredoc bodies
+  (which it reads as instructions) are skipped, and what it would read wrong is a
+  UserError naming the line: a variable without a value (it would substitute
+  nothing), ``${NAME:-x}`` and the other shell forms (it knows ``$NAME`` and
+  ``${NAME}`` only), a variable inside an ``ARG`` default (it takes defaults as
+  written), an unterminated quote, words after the image.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import re
 import stat
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
+
+from dockerfile_parse import DockerfileParser
+from dockerfile_parse.parser import image_from
+from dockerfile_parse.util import WordSplitter
 
 from matrix.errors import InvalidReference, UserError
 from matrix.reference import ImageReference, parse_reference
@@ -90,9 +103,11 @@ SCRATCH = "scratch"
 
 _DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_DIRECTIVE_RE = re.compile(r"#\s*([A-Za-z][A-Za-z0-9_-]*)\s*=\s*(.*?)\s*")
-_DIRECTIVES = frozenset({"syntax", "escape", "check"})
-_HEREDOC_RE = re.compile(r"<<(-?)\s*([\"']?)([A-Za-z_][A-Za-z0-9_.-]*)\2")
+# A ${ that is not ${NAME}: ${NAME:-x}, ${NAME%x}, an unterminated ${NAME...
+_SUBSTITUTION_RE = re.compile(r"\$\{(?![A-Za-z0-9_]+\})")
+_PLATFORM_FLAG_RE = re.compile(r"--platform=\S+", re.IGNORECASE)
+# A word that opens a heredoc, as BuildKit reads it: [n]<<[-]NAME, NAME maybe quoted.
+_HEREDOC_RE = re.compile(r"\d*<<(-?)([^<]+)")
 _HEREDOC_INSTRUCTIONS = frozenset({"RUN", "COPY", "ADD"})
 # BuildKit defines these in the global scope; each differs per platform.
 _PLATFORM_ARGS = frozenset(
@@ -107,26 +122,34 @@ _MAX_RECORD = 64 * 1024
 
 
 # -- FROM lines -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Instruction:
-    line: int  # first physical line, from 1
-    keyword: str  # upper-case
-    arguments: str  # continuation lines joined
+# dockerfile-parse reads the file; below is only what its answer lacks for us (see the
+# module's docstring).
 
 
 class _Where:
-    """Names a Dockerfile line in error messages."""
+    """Names an instruction (an entry of ``DockerfileParser.structure``) in errors."""
 
-    def __init__(self, name: str, instruction: _Instruction) -> None:
+    def __init__(self, name: str, entry: Mapping[str, Any]) -> None:
         self.name = name
-        self.instruction = instruction
+        self.entry = entry
 
     def error(self, reason: str) -> UserError:
-        instruction = self.instruction
-        text = " ".join(f"{instruction.keyword} {instruction.arguments}".split())
-        return UserError(f"{self.name} line {instruction.line}: {text}: {reason}")
+        entry = self.entry
+        text = " ".join(f"{entry['instruction']} {entry['value']}".split())
+        return UserError(f"{self.name} line {entry['startline'] + 1}: {text}: {reason}")
+
+
+class _Lookups(dict):
+    """An empty ``args`` for the library's WordSplitter that remembers each name asked
+    for: the variables a word refers to, by the library's own quoting rules."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: list[str] = []
+
+    def __contains__(self, name: object) -> bool:
+        self.names.append(str(name))
+        return False
 
 
 def base_images(
@@ -139,257 +162,124 @@ def base_images(
     default). ``scratch`` and the names of earlier stages are not images. ``name``
     is what error messages call the file (a UserError names its line).
     """
-    variables: dict[str, str | None] = {}
+    parser = DockerfileParser(
+        fileobj=io.BytesIO(dockerfile.encode()), build_args=dict(build_args), env_replace=True
+    )
+    entries = parser.structure
+    declared = _global_args(entries, build_args, name)
+    in_heredoc = _heredoc_lines(entries, parser.lines)
+    # One per FROM that names anything (heredoc lines included), in order.
+    expanded = iter(parser.parent_images)
     stages: set[str] = set()
     images: list[str] = []
-    seen_from = False
-    for instruction, escape in _instructions(dockerfile, name):
-        where = _Where(name, instruction)
-        if instruction.keyword == "ARG" and not seen_from:
-            _declare(instruction, variables, build_args, escape, where)
-        elif instruction.keyword == "FROM":
-            seen_from = True
-            image, stage = _from(instruction, variables, escape, where)
-            if image != SCRATCH and image.lower() not in stages and image not in images:
-                try:
-                    parse_reference(image)
-                except InvalidReference as error:
-                    raise where.error(str(error)) from None
-                images.append(image)
-            if stage:
-                stages.add(stage)
+    for entry in entries:
+        if entry["instruction"] != "FROM":
+            continue
+        image = next(expanded) if image_from(entry["value"])[0] is not None else ""
+        if entry["startline"] in in_heredoc:
+            continue
+        where = _Where(name, entry)
+        word, stage = _from(where)
+        variables = _variables(word, declared, where)
+        if not image:
+            raise where.error("the image name expands to nothing")
+        if image.lower() != SCRATCH and image.lower() not in stages and image not in images:
+            try:
+                parse_reference(image)
+            except InvalidReference as error:
+                hint = ""
+                if "$" in image and variables:
+                    hint = " (a variable's value holds a $: ARG defaults are not expanded)"
+                raise where.error(f"{error}{hint}") from None
+            images.append(image)
+        if stage:
+            stages.add(stage.lower())
     return images
 
 
-def _instructions(dockerfile: str, name: str) -> Iterator[tuple[_Instruction, str]]:
-    """Each instruction with the file's escape character: comments dropped, continuation
-    lines joined, heredoc bodies (``RUN <<EOF``…``EOF``) skipped."""
-    lines = dockerfile.splitlines()
-    escape = "\\"
-    index = 0
-    while index < len(lines):  # parser directives: only at the very top
-        match = _DIRECTIVE_RE.fullmatch(lines[index].strip())
-        if not match or match[1].lower() not in _DIRECTIVES:
+def _global_args(
+    entries: Sequence[Mapping[str, Any]], build_args: Mapping[str, str], name: str
+) -> dict[str, bool]:
+    """The ``ARG`` declared before the first ``FROM``, the only variables ``FROM`` sees,
+    each with whether it has a value (a default, or a build arg of its name)."""
+    declared: dict[str, bool] = {}
+    for entry in entries:
+        if entry["instruction"] == "FROM":
             break
-        if match[1].lower() == "escape":
-            if match[2] not in ("\\", "`"):
-                raise UserError(
-                    f"{name} line {index + 1}: escape directive must be \\ or `, got {match[2]!r}"
-                )
-            escape = match[2]
-        index += 1
-    pending: list[str] = []
-    start = 0
-    while index < len(lines):
-        raw = lines[index]
-        index += 1
-        stripped = raw.strip()
-        if not stripped or stripped.startswith("#"):
-            continue  # comments and blank lines, also inside a continuation
-        if not pending:
-            start = index
-        body = raw.rstrip()
-        pending.append(body.removesuffix(escape))
-        if body.endswith(escape):
+        if entry["instruction"] != "ARG":
             continue
-        instruction = _instruction(start, pending)
-        pending = []
-        if instruction.keyword in _HEREDOC_INSTRUCTIONS:
-            for strip_tabs, word in _heredocs(instruction.arguments):
-                while index < len(lines):
-                    line = lines[index].rstrip()
-                    index += 1
-                    if (line.lstrip("\t") if strip_tabs else line) == word:
-                        break
-        yield instruction, escape
-    if pending:  # the file ends with a continuation
-        yield _instruction(start, pending), escape
+        where = _Where(name, entry)
+        words = list(WordSplitter(entry["value"]).split(dequote=False))
+        if not words:
+            raise where.error("ARG names no variable")
+        if len(words) > 1 and not all("=" in word for word in words):
+            # The library reads `ARG A B` as A="B" (ENV's old form) and fails on `ARG A=1 B`.
+            raise where.error("declare each variable without a default on its own ARG line")
+        for word in words:
+            variable, equals, _ = word.partition("=")
+            if not _NAME_RE.fullmatch(variable):
+                raise where.error(f"{variable!r} is not a valid ARG name")
+            declared[variable] = bool(equals) or variable in build_args
+    return declared
 
 
-def _instruction(start: int, parts: list[str]) -> _Instruction:
-    match = re.match(r"(\S+)\s*(.*)", "".join(parts).strip(), re.DOTALL)
-    assert match is not None  # parts hold at least one non-blank line
-    return _Instruction(start, match[1].upper(), match[2].strip())
-
-
-def _heredocs(arguments: str) -> list[tuple[bool, str]]:
-    """The heredocs (``<<EOF``, ``<<-"EOF"``) an instruction opens, outside quotes."""
-    found = []
-    quote_char = None
-    position = 0
-    while position < len(arguments):
-        char = arguments[position]
-        if quote_char:
-            if char == quote_char:
-                quote_char = None
-        elif char in "'\"":
-            quote_char = char
-        elif arguments.startswith("<<", position):
-            match = _HEREDOC_RE.match(arguments, position)
-            if match:
-                found.append((bool(match[1]), match[3]))
-                position = match.end()
+def _heredoc_lines(entries: Sequence[Mapping[str, Any]], lines: Sequence[str]) -> set[int]:
+    """The lines (from 0) of heredoc bodies (``RUN <<EOF`` … ``EOF``), which the library
+    reads as instructions. A heredoc is a word ``[n]<<[-]NAME`` as BuildKit reads it."""
+    inside: set[int] = set()
+    for entry in entries:
+        if entry["instruction"] not in _HEREDOC_INSTRUCTIONS or entry["startline"] in inside:
+            continue
+        line = entry["endline"] + 1
+        for word in WordSplitter(entry["value"]).split(dequote=False):
+            match = _HEREDOC_RE.fullmatch(word)
+            if not match:
                 continue
-        position += 1
-    return found
+            end = WordSplitter(match[2]).dequote()
+            while line < len(lines):
+                text = lines[line].rstrip()
+                inside.add(line)
+                line += 1
+                if (text.lstrip("\t") if match[1] else text) == end:
+                    break
+    return inside
 
 
-def _declare(
-    instruction: _Instruction,
-    variables: dict[str, str | None],
-    build_args: Mapping[str, str],
-    escape: str,
-    where: _Where,
-) -> None:
-    """A global ``ARG``: each ``NAME`` or ``NAME=default``; a build arg overrides."""
-    words = _words(instruction.arguments, escape, where)
-    if not words:
-        raise where.error("ARG names no variable")
-    for word in words:
-        name, equals, default = word.partition("=")
-        if not _NAME_RE.fullmatch(name):
-            raise where.error(f"{name!r} is not a valid ARG name")
-        if name in build_args:
-            variables[name] = build_args[name]
-        elif equals:
-            variables[name] = _expand(default, variables, escape, where)
-        else:
-            variables.setdefault(name, None)
-
-
-def _from(
-    instruction: _Instruction, variables: Mapping[str, str | None], escape: str, where: _Where
-) -> tuple[str, str | None]:
-    """``FROM [--platform=P] image [AS name]``: the image, expanded, and the stage name."""
-    words = _words(instruction.arguments, escape, where)
-    while words and words[0].startswith("--"):
-        flag = words.pop(0)
-        if not re.fullmatch(r"--platform=\S+", flag):
-            raise where.error(f"unknown flag {flag.partition('=')[0]} (FROM takes --platform=)")
-    if len(words) == 1:
-        stage = None
-    elif len(words) == 3 and words[1].lower() == "as":
-        stage = words[2].lower()
-    else:
+def _from(where: _Where) -> tuple[str, str | None]:
+    """``FROM [--platform=P] image [AS name]``: the image as written, and the stage name.
+    The library takes the first word as the image and ignores what follows it unless it
+    is ``AS name``; docker refuses such lines, and so does this."""
+    value = where.entry["value"]
+    if _SUBSTITUTION_RE.search(value):
+        raise where.error(
+            "unsupported substitution or unterminated ${: FROM takes only $NAME and ${NAME}, "
+            "not ${NAME:-default} and the like"
+        )
+    image, stage = image_from(value)
+    words = list(WordSplitter(value).split(dequote=False))
+    if words and _PLATFORM_FLAG_RE.fullmatch(words[0]):
+        words.pop(0)
+    if words and words[0].startswith("--"):
+        raise where.error(f"unknown flag {words[0].partition('=')[0]} (FROM takes --platform=)")
+    wanted = [image] if stage is None else [image, "AS", stage]
+    if image is None or [w.upper() for w in words] != [w.upper() for w in wanted]:
         raise where.error("expected FROM [--platform=…] image [AS name]")
-    image = _expand(words[0], variables, escape, where)
-    if not image:
-        raise where.error("the image name expands to nothing")
     return image, stage
 
 
-def _words(text: str, escape: str, where: _Where) -> list[str]:
-    """Split on whitespace outside quotes; quotes and escapes stay for ``_expand``."""
-    words: list[str] = []
-    current: list[str] = []
-    quote_char = None
-    braces = 0  # inside ${...}, whose default may hold spaces
-    position = 0
-    while position < len(text):
-        char = text[position]
-        if char == escape and quote_char != "'" and position + 1 < len(text):
-            current.append(text[position : position + 2])
-            position += 2
-            continue
-        if quote_char != "'" and text.startswith("${", position):
-            braces += 1
-        elif braces and char == "}" and quote_char != "'":
-            braces -= 1
-        elif quote_char:
-            if char == quote_char:
-                quote_char = None
-        elif char in "'\"":
-            quote_char = char
-        elif char.isspace() and not braces:
-            if current:
-                words.append("".join(current))
-                current = []
-            position += 1
-            continue
-        current.append(char)
-        position += 1
-    if quote_char:
-        raise where.error(f"unterminated {quote_char} quote")
-    if current:
-        words.append("".join(current))
-    return words
-
-
-def _expand(word: str, variables: Mapping[str, str | None], escape: str, where: _Where) -> str:
-    """Remove quotes and escapes and substitute ``$VAR``, ``${VAR}`` and ``${VAR:-x}``,
-    ``${VAR-x}``, ``${VAR:+x}``, ``${VAR+x}``, ``${VAR:?msg}``, ``${VAR?msg}``."""
-    out: list[str] = []
-    quote_char = None
-    position = 0
-    while position < len(word):
-        char = word[position]
-        if char == escape and quote_char != "'" and position + 1 < len(word):
-            following = word[position + 1]
-            if quote_char == '"' and following not in ('"', "$", escape):
-                out.append(char)
-            out.append(following)
-            position += 2
-        elif quote_char is None and char in "'\"":
-            quote_char = char
-            position += 1
-        elif char == quote_char:
-            quote_char = None
-            position += 1
-        elif char == "$" and quote_char != "'":
-            value, position = _variable(word, position, variables, escape, where)
-            out.append(value)
-        else:
-            out.append(char)
-            position += 1
-    return "".join(out)
-
-
-def _variable(
-    word: str,
-    position: int,
-    variables: Mapping[str, str | None],
-    escape: str,
-    where: _Where,
-) -> tuple[str, int]:
-    """The value of the variable at ``word[position] == "$"``, and where it ends."""
-    if word.startswith("${", position):
-        depth, end = 1, position + 2
-        while end < len(word) and depth:
-            depth += {"{": 1, "}": -1}.get(word[end], 0)
-            end += 1
-        if depth:
-            raise where.error(f"unterminated {word[position:]}")
-        inner = word[position + 2 : end - 1]
-        match = _NAME_RE.match(inner)
-        if not match:
-            raise where.error(f"bad substitution ${{{inner}}}")
-        name, modifier = match[0], inner[match.end() :]
-    else:
-        match = _NAME_RE.match(word, position + 1)
-        if not match:
-            return "$", position + 1
-        name, modifier, end = match[0], "", match.end()
-    value = variables.get(name)
-    is_set = value is not None
-    colon = modifier.startswith(":")
-    operator, argument = modifier[colon : colon + 1], modifier[colon + 1 :]
-    if operator and colon:
-        is_set = is_set and value != ""
-    if operator == "-":
-        chosen = value if is_set else _expand(argument, variables, escape, where)
-    elif operator == "+":
-        chosen = _expand(argument, variables, escape, where) if is_set else ""
-    elif operator == "?":
-        if not is_set:
-            raise where.error(f"${{{name}}}: {argument or 'not set'}")
-        chosen = value
-    elif modifier:
-        raise where.error(f"unsupported substitution ${{{name}{modifier}}}")
-    else:
-        chosen = value
-    if chosen is None:
-        raise where.error(_unset(name))
-    return chosen, end
+def _variables(word: str, declared: Mapping[str, bool], where: _Where) -> list[str]:
+    """The variables ``word`` refers to; a UserError for any without a value."""
+    lookups = _Lookups()
+    splitter = WordSplitter(word, args=lookups)
+    splitter.dequote()
+    if splitter.quotes:
+        raise where.error(f"unterminated {splitter.quotes} quote")
+    for variable in lookups.names:
+        if not variable:
+            raise where.error("a $ that names no variable")
+        if not declared.get(variable):
+            raise where.error(_unset(variable))
+    return lookups.names
 
 
 def _unset(name: str) -> str:
