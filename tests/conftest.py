@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import shutil
+import socket
 from collections.abc import Iterator
 
 import pytest
@@ -18,6 +20,27 @@ def registry(tmp_path_factory) -> Iterator[registry_server.RegistryServer]:
     server = registry_server.start_registry(tmp_path_factory.mktemp("registry"))
     yield server
     server.stop()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def loopback_only() -> Iterator[None]:
+    """Name resolution answers for loopback only: a test that would reach out to
+    another host (docker.io, say) fails at once instead of sending anything."""
+    resolve = socket.getaddrinfo
+
+    def loopback_getaddrinfo(host, *args, **kwargs):
+        name = host.decode() if isinstance(host, bytes) else str(host)
+        try:
+            allowed = ipaddress.ip_address(name.strip("[]")).is_loopback
+        except ValueError:
+            allowed = name == "localhost"
+        if not allowed:
+            raise socket.gaierror(socket.EAI_NONAME, f"tests reach 127.0.0.1 only, not {name}")
+        return resolve(host, *args, **kwargs)
+
+    socket.getaddrinfo = loopback_getaddrinfo
+    yield
+    socket.getaddrinfo = resolve
 
 
 BASIC_USERS = {"alice": "correct horse battery staple"}

@@ -503,7 +503,7 @@ def _text_digest(text: str) -> str:
 # -- in the registry, and what changed --------------------------------------------------
 
 
-def build_annotations(inputs: BuildInputs) -> dict[str, str]:
+def build_annotations(inputs: BuildInputs | Mapping[str, Any]) -> dict[str, str]:
     """The annotations that carry the id and the inputs (none holds a comma or space)."""
     return {BUILD_ID_LABEL: build_id(inputs), BUILD_INPUTS_ANNOTATION: encode_inputs(inputs)}
 
@@ -576,13 +576,15 @@ def recorded_inputs(annotations: Mapping[str, str]) -> dict[str, Any] | None:
     return record if build_id(record) == build else None
 
 
-def changed_inputs(old: Mapping[str, Any] | BuildInputs, new: BuildInputs) -> list[str]:
+def changed_inputs(
+    old: Mapping[str, Any] | BuildInputs, new: Mapping[str, Any] | BuildInputs
+) -> list[str]:
     """What differs between an earlier record (``to_record``/``decode_inputs``) and
     ``new``, one phrase per input, for a report: ``Dockerfile``, ``context file X``,
     ``build arg X``, ``label X``, ``platforms: a -> b``,
     ``base docker.io/library/python:3.12-slim linux/arm64: sha256:… -> sha256:…``."""
     before = old.to_record() if isinstance(old, BuildInputs) else old
-    after = new.to_record()
+    after = new.to_record() if isinstance(new, BuildInputs) else new
     if before.get("schema") != after["schema"]:
         return [f"build id schema {before.get('schema')} -> {after['schema']}"]
     changes = []

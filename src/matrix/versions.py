@@ -17,6 +17,7 @@ from packaging.version import InvalidVersion, Version
 from matrix.errors import VersionError
 
 _COMMIT_IN_LOCAL = re.compile(r"(?:^|\.)g([0-9a-f]{7,40})(?:\.|$)")
+_LINE_SELECTOR = re.compile(r"(\d+)\.(\d+|x)")  # 2.20, or 3.x for major 3's newest line
 
 
 class Kind(StrEnum):
@@ -89,3 +90,37 @@ def newest_final(
         if kind(v) is Kind.FINAL and v.major == major and (minor is None or v.minor == minor)
     ]
     return max(candidates, default=None)
+
+
+LineSelector = tuple[int, int | None]  # (3, 8) for 3.8, (3, None) for 3.x
+
+
+def parse_lines(text: str | None) -> list[LineSelector]:
+    """``"2.20,3.x"`` -> [(2, 20), (3, None)]; None or blank -> []."""
+    selectors = []
+    for part in (text or "").split(","):
+        if not part.strip():
+            continue
+        match = _LINE_SELECTOR.fullmatch(part.strip())
+        if match is None:
+            raise VersionError(f"invalid line {part.strip()!r}: expected X.Y (2.20) or X.x (3.x)")
+        minor = None if match.group(2) == "x" else int(match.group(2))
+        selectors.append((int(match.group(1)), minor))
+    return selectors
+
+
+def newest_of_lines(
+    known: Iterable[Version], selectors: Iterable[LineSelector] = ()
+) -> list[Version]:
+    """The newest final release of each selected line, oldest first; with no selector,
+    the newest minor line of every major among ``known``."""
+    finals = [v for v in known if kind(v) is Kind.FINAL]
+    wanted = list(selectors) or [(major, None) for major in sorted({v.major for v in finals})]
+    chosen: set[Version] = set()
+    for major, minor in wanted:
+        newest = newest_final(finals, major, minor)
+        if newest is None:
+            line = f"{major}.{'x' if minor is None else minor}"
+            raise VersionError(f"no final release of line {line} is known")
+        chosen.add(newest)
+    return sorted(chosen)

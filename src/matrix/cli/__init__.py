@@ -24,6 +24,7 @@ COMMANDS = (
     "diff",
     "verify",
     "promote",
+    "refresh",
     "retag",
     "tags",
 )

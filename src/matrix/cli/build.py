@@ -21,7 +21,8 @@ of its line, with docker buildx (default) or podman, both through python-on-whal
 --push pushes the immutable tags only (full and sha): floating tags (2.11-…, 2-…,
 2-latest) move later, once every image under them is complete. --push-by-digest
 pushes one platform untagged, so each platform can build on its own native runner;
---digests-out DIR records each pushed digest in a small file there, and
+--digests-out DIR records each pushed digest in a small file there, with the
+image's build inputs (its bases' digests read from their registries), and
 `matrix publish --digests DIR` merges them into the tagged indexes afterwards.
 """
 EPILOG = """\
@@ -153,6 +154,11 @@ def _build(args: argparse.Namespace, labels: dict[str, str], out: Path, workdir:
         create_builder=args.create_builder,
         insecure_registries=args.insecure_registry,
     )
+    inputs = {}
+    if args.push_by_digest and not args.dry_run:
+        # What publish --digests needs to label the image and judge it next time.
+        inputs = _build_inputs(args, plan, {c.key: c.path for c in contexts}, labels)
+        requests = [_with_build_id(plan, request, inputs[request.key]) for request in requests]
     if args.dry_run:
         for call in engine.prepare_calls():
             print(engine.show(call))
@@ -168,7 +174,9 @@ def _build(args: argparse.Namespace, labels: dict[str, str], out: Path, workdir:
 
         for result in results:
             for platform, digest in result.platform_digests.items():
-                write_digest(Path(args.digests_out), result.key, platform, digest)
+                write_digest(
+                    Path(args.digests_out), result.key, platform, digest, inputs[result.key]
+                )
     if args.format == "json":
         json.dump(
             {
@@ -182,6 +190,38 @@ def _build(args: argparse.Namespace, labels: dict[str, str], out: Path, workdir:
     for failure in failures:
         print(f"matrix: error: {failure}", file=sys.stderr)
     return 1 if failures else 0
+
+
+def _build_inputs(args, plan, contexts, labels):
+    """Image key -> build inputs, the bases' digests read from their registries. Each
+    image's bases are resolved for all its planned platforms, so the jobs that build
+    its platforms apart record the same inputs."""
+    from matrix.buildid import gather_inputs
+    from matrix.cli import options
+
+    with options.registry_client(args) as client:
+        found = client.map(
+            lambda spec: gather_inputs(
+                client, contexts[spec.key], spec.build_args, spec.platforms, labels
+            ),
+            list(plan.images),
+        )
+    return {spec.key: spec_inputs for spec, spec_inputs in zip(plan.images, found, strict=True)}
+
+
+def _with_build_id(plan, request, inputs):
+    """The request labelled with its build id and annotated as publish annotates."""
+    from dataclasses import replace
+
+    from matrix.buildid import BUILD_ID_LABEL, build_id
+    from matrix.publish.run import annotations_for
+
+    spec = next(spec for spec in plan.images if spec.key == request.key)
+    return replace(
+        request,
+        labels={**request.labels, BUILD_ID_LABEL: build_id(inputs)},
+        annotations=annotations_for(plan, spec, inputs),
+    )
 
 
 def make_engine(

@@ -26,7 +26,11 @@ all of them hold the complete release. Digests are identical everywhere.
 Nothing is kept between runs: a rerun after any failure or interruption skips what
 the registry already holds and does what is missing. A full or sha tag that
 already names other content is a conflict: publish stops before changing anything,
-and only --force-republish replaces it.
+and only --force-republish replaces it. Every image carries a build id, a digest of
+all that decides its content (Dockerfile, context, build args, platforms, and the
+digest of each base image per platform): an image whose id is already under its
+full tag is not built again, and one whose inputs changed is rebuilt only with
+--refresh, the report naming the input that changed.
 """
 EPILOG = """\
 examples:
@@ -40,16 +44,33 @@ examples:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     release.add_target_options(parser)
+    add_rebuild_options(parser)
+    parser.add_argument(
+        "--digests",
+        metavar="DIR",
+        help="merge per-platform digests from DIR instead of building",
+    )
+    parser.add_argument(
+        "--force-republish",
+        action="store_true",
+        help="replace full or sha tags that name other content",
+    )
+    parser.add_argument(
+        "--refresh",
+        action="store_true",
+        help="rebuild images whose build inputs changed (a new base image digest, say) and "
+        "replace their full tags; without it such an image is a conflict",
+    )
+    parser.add_argument("--report", metavar="FILE", help="write what the run did and why as JSON")
+
+
+def add_rebuild_options(parser: argparse.ArgumentParser) -> None:
+    """How publish and refresh build what is missing, and whether they may write."""
     parser.add_argument(
         "--engine",
         choices=("buildx", "podman"),
         default="buildx",
         help="what builds the missing images (default buildx; podman for local use)",
-    )
-    parser.add_argument(
-        "--digests",
-        metavar="DIR",
-        help="merge per-platform digests from DIR instead of building",
     )
     parser.add_argument(
         "--workdir",
@@ -63,12 +84,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--yes", action="store_true", help="do not ask before changing the registry (CI)"
     )
-    parser.add_argument(
-        "--force-republish",
-        action="store_true",
-        help="replace full or sha tags that name other content",
-    )
-    parser.add_argument("--report", metavar="FILE", help="write what the run did and why as JSON")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -83,21 +98,16 @@ def run(args: argparse.Namespace) -> int:
         for note in plan.notes:
             reporter.step("release", "plan", note)
         if args.digests:
-            builder = digest_merger(client, plan, registry, Path(args.digests))
+            builder, inputs = digest_merger(client, plan, registry, Path(args.digests))
         else:
-            builder = engine_builder(args, plan, loaded, registry, reporter)
+            builder, inputs = engine_builder(args, plan, loaded, registry, client)
         mirrors = release.mirrors(args, plan, registry)
+        judge = {"inputs": inputs, "refresh": args.refresh, "force": args.force_republish}
         if not args.dry_run:
             preview = publish(
-                client,
-                plan,
-                registry,
-                builder,
-                mirrors=mirrors,
-                dry_run=True,
-                force=args.force_republish,
+                client, plan, registry, builder, mirrors=mirrors, dry_run=True, **judge
             )
-            _confirm(args, preview)
+            confirm(args, preview)
         report = publish(
             client,
             plan,
@@ -105,8 +115,8 @@ def run(args: argparse.Namespace) -> int:
             builder,
             mirrors=mirrors,
             dry_run=args.dry_run,
-            force=args.force_republish,
             progress=reporter.step,
+            **judge,
         )
     if args.dry_run:
         for change in report.changes:
@@ -117,7 +127,8 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _confirm(args: argparse.Namespace, preview) -> None:
+def confirm(args: argparse.Namespace, preview) -> None:
+    """Ask before writing, unless --yes; refuse outside a terminal."""
     writes = sum(change.writes for change in preview.changes)
     if args.yes or writes == 0:
         return
@@ -133,39 +144,44 @@ def _confirm(args: argparse.Namespace, preview) -> None:
 
 
 def digest_merger(client, plan, registry: str, folder: Path):
-    """Assemble each image's index from the per-platform digests found in ``folder``."""
-    from matrix.publish.digests import read_digests
+    """Assemble each image's index from the per-platform digests found in ``folder``;
+    the build inputs the build jobs recorded there go into the index's annotations."""
+    from matrix.publish.digests import image_inputs, read_digests
     from matrix.publish.run import annotations_for
     from matrix.publish.state import reference
     from matrix.registry import assemble_index
 
     found = read_digests(folder)
+    inputs = image_inputs(found, plan, folder)
 
     def merge(spec) -> None:
         entries = []
         for platform in spec.platforms:
-            digest = found.get((spec.key, platform))
-            if digest is None:
+            record = found.get((spec.key, platform))
+            if record is None:
                 raise UserError(
                     f"{folder} has no digest for {spec.key} on {platform}: was "
                     "`matrix build --push-by-digest --digests-out` run for it?"
                 )
-            entries.append((digest, platform))
+            entries.append((record.digest, platform))
         assemble_index(
             client,
             reference(registry, spec.full_target),
             entries,
-            annotations=annotations_for(plan, spec),
+            annotations=annotations_for(plan, spec, inputs.get(spec.key)),
         )
 
-    return merge
+    return merge, inputs
 
 
-def engine_builder(args, plan, loaded, registry: str, reporter):
-    """Render one image's context, then build and push it to its full tag only."""
+def engine_builder(args, plan, loaded, registry: str, client):
+    """Render every image's context and work out its build inputs (the bases' digests
+    read from their registries); the builder then builds and pushes one image to its
+    full tag only, labelled and annotated with its build id."""
     import os
     from dataclasses import replace
 
+    from matrix.buildid import BUILD_ID_LABEL, build_id, gather_inputs
     from matrix.cli.build import make_engine
     from matrix.engines import BuildFailed
     from matrix.engines.requests import build_requests
@@ -173,22 +189,34 @@ def engine_builder(args, plan, loaded, registry: str, reporter):
     from matrix.render import render_plan, source_date_epoch_from
 
     workdir = Path(args.workdir)
+    contexts = {
+        context.key: context.path
+        for context in render_plan(
+            plan, loaded, workdir / "contexts", source_date_epoch=source_date_epoch_from(os.environ)
+        )
+    }
+    specs = list(plan.images)
+    found = client.map(
+        lambda spec: gather_inputs(client, contexts[spec.key], spec.build_args, spec.platforms),
+        specs,
+    )
+    inputs = {spec.key: spec_inputs for spec, spec_inputs in zip(specs, found, strict=True)}
     engine = make_engine(args.engine, workdir, registry, insecure_registries=args.insecure_registry)
     engine.prepare()
 
     def build(spec) -> None:
         single = replace(plan, images=(spec,))
-        (context,) = render_plan(
+        (request,) = build_requests(
             single,
-            loaded,
-            workdir / "contexts",
-            source_date_epoch=source_date_epoch_from(os.environ),
+            {spec.key: contexts[spec.key]},
+            registry=registry,
+            push=True,
+            labels={BUILD_ID_LABEL: build_id(inputs[spec.key])},
         )
-        (request,) = build_requests(single, {spec.key: context.path}, registry=registry, push=True)
         request = replace(
             request,
             tags=(f"{registry}/{spec.full_target}",),
-            annotations=annotations_for(plan, spec),
+            annotations=annotations_for(plan, spec, inputs[spec.key]),
         )
         try:
             engine.build(request, lambda line: None)
@@ -196,4 +224,4 @@ def engine_builder(args, plan, loaded, registry: str, reporter):
             tail = " | ".join(error.log_tail[-3:])
             raise UserError(f"build of {error}{f' ({tail})' if tail else ''}") from None
 
-    return build
+    return build, inputs

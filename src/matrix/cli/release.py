@@ -10,9 +10,14 @@ from matrix.cli import options
 
 
 def add_target_options(parser: argparse.ArgumentParser) -> None:
-    """The release, its filters, the config, and the registry to compare with."""
+    """The release, its filters, the config, and the registries to compare with."""
     options.add_release_selection(parser)
     options.add_config(parser)
+    add_registries(parser)
+
+
+def add_registries(parser: argparse.ArgumentParser) -> None:
+    """--registry, --mirror and how to reach them."""
     parser.add_argument(
         "--registry",
         metavar="HOST[:PORT]",

@@ -120,7 +120,7 @@ class PodmanEngine:
         local_list = self.local_list(request)
         images = [self.local_image(request, p) for p in request.platforms]
         builds = tuple(
-            _build_call(request, platform, image)
+            _build_call(request, platform, image, self._registries_env())
             for platform, image in zip(request.platforms, images, strict=True)
         )
         pushes: tuple[Call, ...] = ()
@@ -169,7 +169,7 @@ class PodmanEngine:
         (platform,) = request.platforms
         image = self.local_image(request, platform)
         layout = self.layout_path(request)
-        build = _build_call(request, platform, image)
+        build = _build_call(request, platform, image, self._registries_env())
         to_layout = Call(
             "run",
             ([*self.client_call, "push", "--format", "oci", image, f"oci:{layout}:image"],),
@@ -197,6 +197,7 @@ class PodmanEngine:
             return self._build_by_digest(request, log)
         steps = self.steps(request)
         tail: deque[str] = deque(maxlen=LOG_TAIL)
+        self._write_registries_conf(request)
         try:
             for call in steps.builds:
                 stream_build(call, self.client, log, tail)
@@ -233,6 +234,7 @@ class PodmanEngine:
         tail: deque[str] = deque(maxlen=LOG_TAIL)
         shutil.rmtree(layout, ignore_errors=True)
         layout.parent.mkdir(parents=True, exist_ok=True)
+        self._write_registries_conf(request)
         try:
             stream_build(steps.build, self.client, log, tail)
             steps.to_layout.invoke(self.client)
@@ -282,10 +284,6 @@ class PodmanEngine:
         return digest
 
     def _read_back(self, request: BuildRequest, call: Call, digest: str) -> dict:
-        if call.env:
-            self._registries_conf().write_text(
-                f'[[registry]]\nlocation = "{_registry_host(request)}"\ninsecure = true\n'
-            )
         pushed = json.loads(call.invoke(self.client))
         _check_platforms(
             request,
@@ -293,6 +291,15 @@ class PodmanEngine:
             f"the pushed index {digest}",
         )
         return pushed
+
+    def _write_registries_conf(self, request: BuildRequest) -> None:
+        """Mark the target registry as plain HTTP for podman's pulls (a base image
+        there) and reads; podman's build and inspect have no --tls-verify of their own."""
+        if not self.tls_verify:
+            self.workdir.mkdir(parents=True, exist_ok=True)
+            self._registries_conf().write_text(
+                f'[[registry]]\nlocation = "{_registry_host(request)}"\ninsecure = true\n'
+            )
 
     def _registries_env(self) -> dict[str, str]:
         if self.tls_verify:
@@ -315,7 +322,7 @@ def _failed(request: BuildRequest, error: DockerException, tail: deque[str]) -> 
     )
 
 
-def _build_call(request: BuildRequest, platform: str, image: str) -> Call:
+def _build_call(request: BuildRequest, platform: str, image: str, env: dict[str, str]) -> Call:
     """One platform's build, tagged ``image`` in podman's local storage."""
     return Call(
         "buildx.build",
@@ -333,7 +340,7 @@ def _build_call(request: BuildRequest, platform: str, image: str) -> Call:
         },
         # Only the final image is committed: no untagged intermediate images
         # pile up in podman's storage after the clean-up.
-        env={"BUILDAH_LAYERS": "false"},
+        env={"BUILDAH_LAYERS": "false", **env},
     )
 
 

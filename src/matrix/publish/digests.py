@@ -1,50 +1,91 @@
 """Per-platform digests handed from build runners to the publish job.
 
 `matrix build --push-by-digest --digests-out DIR` writes one small JSON file per
-image and platform; `matrix publish --digests DIR` reads them all and assembles
-each image's index from them. Any file that is not one of ours is an error.
+image and platform: the digest pushed and the build inputs it was built from;
+`matrix publish --digests DIR` reads them all and assembles each image's index
+from them. Any file that is not one of ours is an error, and so are two platform
+jobs of one image that built from different inputs (a base image moved between
+them): the index would name images that do not belong together.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from matrix.buildid import BuildInputs, build_id, decode_inputs, encode_inputs
 from matrix.errors import UserError
 from matrix.reference import validate_digest
+
+
+@dataclass(frozen=True)
+class DigestRecord:
+    digest: str
+    build_inputs: str | None = None  # encode_inputs' text, when the build recorded it
 
 
 def digest_file_name(key: str, platform: str) -> str:
     return f"{key}@{platform.replace('/', '-')}.json"
 
 
-def write_digest(folder: Path, key: str, platform: str, digest: str) -> Path:
+def write_digest(
+    folder: Path, key: str, platform: str, digest: str, inputs: BuildInputs | None = None
+) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / digest_file_name(key, platform)
-    record = {"key": key, "platform": platform, "digest": validate_digest(digest)}
+    record: dict[str, Any] = {"key": key, "platform": platform, "digest": validate_digest(digest)}
+    if inputs is not None:
+        record |= {"build_id": build_id(inputs), "build_inputs": encode_inputs(inputs)}
     path.write_text(json.dumps(record) + "\n", encoding="utf-8")
     return path
 
 
-def read_digests(folder: Path) -> dict[tuple[str, str], str]:
-    """(image key, platform) -> digest, from every *.json below ``folder``.
+def read_digests(folder: Path) -> dict[tuple[str, str], DigestRecord]:
+    """(image key, platform) -> what its build pushed, from every *.json below ``folder``.
 
     GitHub's download-artifact puts each artifact in its own subfolder, so the
     search is recursive.
     """
     if not folder.is_dir():
         raise UserError(f"--digests {folder}: not a directory")
-    found: dict[tuple[str, str], str] = {}
+    found: dict[tuple[str, str], DigestRecord] = {}
     for path in sorted(folder.rglob("*.json")):
         try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-            key, platform = record["key"], record["platform"]
-            digest = validate_digest(record["digest"])
+            data = json.loads(path.read_text(encoding="utf-8"))
+            key, platform = data["key"], data["platform"]
+            record = DigestRecord(validate_digest(data["digest"]), data.get("build_inputs"))
+            if record.build_inputs is not None:
+                inputs = decode_inputs(record.build_inputs)
+                if build_id(inputs) != data.get("build_id"):
+                    raise ValueError("its build_id does not match its build_inputs")
         except (OSError, ValueError, KeyError, TypeError) as error:
             raise UserError(f"{path}: not a digest file of matrix build ({error})") from None
-        earlier = found.setdefault((key, platform), digest)
-        if earlier != digest:
+        earlier = found.setdefault((key, platform), record)
+        if earlier.digest != record.digest:
             raise UserError(
-                f"{folder} has two digests for {key} on {platform}: {earlier} and {digest}"
+                f"{folder} has two digests for {key} on {platform}: "
+                f"{earlier.digest} and {record.digest}"
             )
     return found
+
+
+def image_inputs(
+    found: Mapping[tuple[str, str], DigestRecord], plan, folder: Path
+) -> dict[str, dict[str, Any]]:
+    """Image key -> the build inputs record all its platform jobs agree on."""
+    inputs: dict[str, dict[str, Any]] = {}
+    for spec in plan.images:
+        texts = {
+            found[(spec.key, p)].build_inputs for p in spec.platforms if (spec.key, p) in found
+        }
+        if len(texts) > 1:
+            raise UserError(
+                f"{folder}: the platform builds of {spec.key} were built from different "
+                "inputs (a base image moved between the jobs?): rebuild them"
+            )
+        if texts and None not in texts:
+            inputs[spec.key] = decode_inputs(texts.pop())
+    return inputs

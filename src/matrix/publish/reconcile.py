@@ -1,16 +1,27 @@
 """Desired against actual: what a publish would do to every tag of a plan.
 
-A pure function of the plan and the registry state. Full and sha tags are
-immutable: one that exists with other content is a conflict, which only
-``force`` (``--force-republish``) turns into a replacement. Floating tags are
+A pure function of the plan, the registry state and, when known, each image's
+build inputs. Full and sha tags are immutable: one that exists with other
+content is a conflict, which only ``force`` (``--force-republish``) turns into
+a replacement; one built from other inputs (a base image moved, say) is a
+conflict that ``refresh`` (``--refresh``) turns into a rebuild. Floating tags are
 created, moved or kept.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
+from typing import Any
 
+from matrix.buildid import (
+    BUILD_ID_LABEL,
+    BuildInputs,
+    build_id,
+    changed_inputs,
+    recorded_inputs,
+)
 from matrix.plan import ImageSpec, Plan, TagKind, TagTarget
 from matrix.publish.state import ReleaseState, RemoteImage
 
@@ -51,46 +62,98 @@ def image_problems(spec: ImageSpec, plan: Plan, image: RemoteImage) -> list[str]
     return problems
 
 
+Inputs = BuildInputs | Mapping[str, Any]  # or their record, as build jobs hand it over
+STALE = "inputs changed"  # how the reason of a change for new build inputs begins
+
+
+def stale_inputs(image: RemoteImage, inputs: Inputs) -> list[str]:
+    """What changed since ``image`` was built, if its build id is not ``inputs``' id.
+
+    An image with no build id (published before matrix wrote one) is taken as it is.
+    """
+    built, wanted = image.annotations.get(BUILD_ID_LABEL), build_id(inputs)
+    if built is None or built == wanted:
+        return []
+    record = recorded_inputs(image.annotations)
+    changed = changed_inputs(record, inputs) if record else []
+    return changed or [f"build id {built} -> {wanted}"]
+
+
 def reconcile(
-    plan: Plan, state: ReleaseState, *, force: bool = False, registry: str = ""
+    plan: Plan,
+    state: ReleaseState,
+    *,
+    force: bool = False,
+    registry: str = "",
+    inputs: Mapping[str, Inputs] | None = None,
+    refresh: bool = False,
+    replaced: Mapping[str, str] | None = None,
 ) -> list[Change]:
-    """Every planned tag's change; each names ``registry`` when one is given."""
+    """Every planned tag's change; each names ``registry`` when one is given.
+
+    With ``inputs`` (image key -> build inputs), a full tag whose build id differs
+    is a conflict, or with ``refresh`` an image to rebuild. An image's sha tag may
+    follow its full tag when that is replaced: from the digest the full tag named
+    before, as this run found it or as ``replaced`` (image key -> digest) says.
+    """
     changes: list[Change] = []
     for spec in plan.images:
-        full = spec.full_target
         image = state.images.get(spec.key)
-        if image is None:
-            changes.append(Change(spec.key, full, Action.CREATE, None, None, "to build"))
-            desired = None
-        else:
-            problems = image_problems(spec, plan, image)
-            if not problems:
-                changes.append(Change(spec.key, full, Action.KEEP, image.digest, image.digest))
-                desired = image.digest
-            elif force:
-                reason = f"--force-republish: {'; '.join(problems)}"
-                changes.append(Change(spec.key, full, Action.MOVE, image.digest, None, reason))
-                desired = None
-            else:
-                reason = "; ".join(problems)
-                changes.append(Change(spec.key, full, Action.CONFLICT, image.digest, None, reason))
-                desired = None
+        known = inputs[spec.key] if inputs and spec.key in inputs else None
+        full = _full_change(spec, plan, image, known, force=force, refresh=refresh)
+        changes.append(full)
+        previous = (replaced or {}).get(spec.key)
+        if full.action is not Action.KEEP and full.current:
+            previous = full.current  # replaced now, or refused already: one conflict is enough
         for target in spec.targets:
-            if target != full:
+            if target != full.target:
+                current = state.tags.get(target)
                 changes.append(
-                    _tag_change(spec.key, target, state.tags.get(target), desired, force)
+                    _tag_change(spec.key, target, current, full.desired, force, previous)
                 )
     return [replace(change, registry=registry) for change in changes] if registry else changes
 
 
+def _full_change(
+    spec: ImageSpec,
+    plan: Plan,
+    image: RemoteImage | None,
+    inputs: Inputs | None,
+    *,
+    force: bool,
+    refresh: bool,
+) -> Change:
+    """What the image's full tag needs: built, kept, replaced, or a conflict."""
+    full = spec.full_target
+    if image is None:
+        return Change(spec.key, full, Action.CREATE, None, None, "to build")
+    problems = image_problems(spec, plan, image)
+    if not problems and inputs is not None and (stale := stale_inputs(image, inputs)):
+        reason = f"{STALE}: {'; '.join(stale)}"
+        if refresh or force:
+            return Change(spec.key, full, Action.MOVE, image.digest, None, reason)
+        return Change(spec.key, full, Action.CONFLICT, image.digest, None, reason)
+    if not problems:
+        return Change(spec.key, full, Action.KEEP, image.digest, image.digest)
+    if force:
+        reason = f"--force-republish: {'; '.join(problems)}"
+        return Change(spec.key, full, Action.MOVE, image.digest, None, reason)
+    return Change(spec.key, full, Action.CONFLICT, image.digest, None, "; ".join(problems))
+
+
 def _tag_change(
-    key: str, target: TagTarget, current: str | None, desired: str | None, force: bool
+    key: str,
+    target: TagTarget,
+    current: str | None,
+    desired: str | None,
+    force: bool,
+    previous: str | None = None,
 ) -> Change:
     if current is None:
         return Change(key, target, Action.CREATE, None, desired)
     if desired is not None and current == desired:
         return Change(key, target, Action.KEEP, current, desired)
-    if target.kind is TagKind.SHA and not force:
+    if target.kind is TagKind.SHA and not force and current != previous:
         return Change(
             key,
             target,

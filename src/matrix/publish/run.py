@@ -10,14 +10,23 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from matrix.buildid import build_annotations
 from matrix.errors import UserError
 from matrix.plan import ImageSpec, Plan
-from matrix.publish.reconcile import Action, Change, conflicts, image_problems, reconcile
+from matrix.publish.reconcile import (
+    STALE,
+    Action,
+    Change,
+    Inputs,
+    conflicts,
+    image_problems,
+    reconcile,
+)
 from matrix.publish.state import (
     KEY_ANNOTATION,
     REVISION_ANNOTATION,
@@ -41,11 +50,14 @@ class ReleaseIncomplete(UserError):
 Progress = Callable[[str, str, str], None]  # (image key or "release", phase, message)
 
 
-def annotations_for(plan: Plan, spec: ImageSpec) -> dict[str, str]:
-    """What matrix writes on every full tag's index, so verify never reads a blob."""
+def annotations_for(plan: Plan, spec: ImageSpec, inputs: Inputs | None = None) -> dict[str, str]:
+    """What matrix writes on every full tag's index, so verify and publish never read
+    a blob: version, commit, image key and, when known, the build id and its inputs."""
     annotations = {VERSION_ANNOTATION: plan.version, KEY_ANNOTATION: spec.key}
     if plan.commit:
         annotations[REVISION_ANNOTATION] = plan.commit
+    if inputs is not None:
+        annotations |= build_annotations(inputs)
     return annotations
 
 
@@ -112,16 +124,20 @@ def publish(
     build_image: ImageBuilder,
     *,
     mirrors: Sequence[str] = (),
+    inputs: Mapping[str, Inputs] | None = None,
+    refresh: bool = False,
     dry_run: bool = False,
     force: bool = False,
     progress: Progress = lambda key, phase, message: None,
 ) -> PublishReport:
     """Publish ``plan`` to ``registry`` and copy it to ``mirrors``; ``build_image`` puts
-    one image under its full tag in ``registry``."""
+    one image under its full tag in ``registry``. With ``inputs`` (image key -> build
+    inputs) an image built from other inputs is a conflict, or with ``refresh`` rebuilt."""
     started = time.monotonic()
     report = PublishReport(plan.version, registry, dry_run, tuple(mirrors))
     states = {r: read_state(client, plan, r) for r in report.registries}
-    report.changes = _reconcile_all(plan, states, force)
+    judge = {"force": force, "inputs": inputs, "refresh": refresh}
+    report.changes = _reconcile_all(plan, states, **judge)
     _refuse_conflicts(report.changes)
     _refuse_diverged_mirrors(plan, report, states, force)
     if dry_run:
@@ -157,7 +173,6 @@ def publish(
             images[registry],
             states[mirror],
             report,
-            force,
             progress,
         )
         copied = any(r == mirror for r, _, _ in report.done)
@@ -166,8 +181,13 @@ def publish(
         )
     # Every registry holds the complete release: only now may floating tags move.
     first = {(c.registry, c.target): c for c in report.changes}
+    # Images replaced in this run (refreshed, forced): their sha tags follow them.
+    replaced = {c.key: c.current for c in report.changes if c.target in full and c.current}
     now = _reconcile_all(
-        plan, {r: ReleaseState(images[r], states[r].tags) for r in report.registries}, force
+        plan,
+        {r: ReleaseState(images[r], states[r].tags) for r in report.registries},
+        replaced=replaced,
+        **judge,
     )
     _refuse_conflicts(now)
     # What the full tags needed (built, copied) stays in the report, not their "keep" now.
@@ -191,7 +211,7 @@ def promote(
     started = time.monotonic()
     report = PublishReport(plan.version, registry, dry_run, tuple(mirrors))
     states = {r: read_state(client, plan, r) for r in report.registries}
-    report.changes = _reconcile_all(plan, states, False)
+    report.changes = _reconcile_all(plan, states)
     full = {spec.full_target for spec in plan.images}
     broken = [c for c in report.changes if c.target in full and c.action is not Action.KEEP]
     if broken:
@@ -252,11 +272,11 @@ def _verified(
     return images  # type: ignore[return-value]  # none is None once verified
 
 
-def _reconcile_all(plan: Plan, states: dict[str, ReleaseState], force: bool) -> list[Change]:
+def _reconcile_all(plan: Plan, states: dict[str, ReleaseState], **judge) -> list[Change]:
     return [
         change
         for registry, state in states.items()
-        for change in reconcile(plan, state, force=force, registry=registry)
+        for change in reconcile(plan, state, registry=registry, **judge)
     ]
 
 
@@ -288,10 +308,10 @@ def _mirror(
     images: dict[str, RemoteImage],
     state: ReleaseState,
     report: PublishReport,
-    force: bool,
     progress: Progress,
 ) -> None:
-    """Copy every full tag the mirror lacks (or, forced, holds otherwise) from the primary."""
+    """Copy every full tag that differs from the primary's: missing, or replaced on the
+    primary in this run (_refuse_diverged_mirrors stopped any other difference)."""
     from matrix.registry import copy
 
     def mirror_image(spec: ImageSpec) -> None:
@@ -299,11 +319,6 @@ def _mirror(
         there = state.images.get(spec.key)
         if there is not None and there.digest == image.digest:
             return
-        if there is not None and not force:
-            raise PublishConflict(
-                f"{mirror}/{spec.full_target} = {there.digest}, not {image.digest} as on "
-                f"{primary}; rerun with --force-republish to replace it"
-            )
         source = reference(primary, spec.full_target)
         copy(client, source, reference(mirror, spec.full_target), _as_manifest(image))
         report.done.add((mirror, spec.full_target.repository, spec.full_target.tag))
@@ -359,9 +374,12 @@ def _refuse_conflicts(changes: Sequence[Change]) -> None:
     if found:
         listed = "; ".join(f"{c.registry}/{c.target} = {c.current} ({c.reason})" for c in found[:5])
         more = f" and {len(found) - 5} more" if len(found) > 5 else ""
+        stale = all(c.reason.startswith(STALE) for c in found)
+        remedy = "--refresh to rebuild" if stale else "--force-republish to replace"
+        tags = "tag already names" if len(found) == 1 else "tags already name"
         raise PublishConflict(
-            f"{len(found)} immutable tags already name other content, nothing was changed: "
-            f"{listed}{more}; rerun with --force-republish to replace them"
+            f"{len(found)} immutable {tags} other content, nothing was changed: "
+            f"{listed}{more}; rerun with {remedy} {'it' if len(found) == 1 else 'them'}"
         )
 
 

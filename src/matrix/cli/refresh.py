@@ -1,0 +1,102 @@
+"""`matrix refresh`: rebuild what changed underneath the newest release of each line."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from matrix.cli import options, release
+from matrix.cli.publish import add_rebuild_options
+
+HELP = "rebuild the images of each line's newest release whose inputs changed (a new base)"
+DESCRIPTION = """\
+Images of supported releases go stale when their base image gets security fixes.
+For the newest final release of each selected line, refresh works out every
+image's build id (Dockerfile, context, build args, platforms and the digest of
+each base image per platform, read from the registries) and compares it with the
+id under the image's full tag. Only the images whose inputs changed are rebuilt
+and their full tags replaced; the rest keep their digests. Floating tags follow
+through the same two phases as publish: they move only once every image of the
+release is rebuilt and verified, in every registry.
+
+The known releases and the commit each was built from are read from the
+registry; nothing is kept between runs, so a failed refresh is repaired by
+running it again.
+"""
+EPILOG = """\
+examples:
+  matrix refresh --dry-run                       what would be rebuilt, and why
+  matrix refresh --lines 2.20,3.x --yes          2.20's newest patch and 3's newest line
+  matrix refresh --engine podman --registry 127.0.0.1:5000 --yes
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--lines",
+        metavar="LINES",
+        help="comma-separated lines: X.Y (2.20) or X.x (the newest minor line of major X); "
+        "default: the newest minor line of every major in the registry",
+    )
+    options.add_config(parser)
+    release.add_registries(parser)
+    add_rebuild_options(parser)
+    parser.add_argument("--report", metavar="FILE", help="write what each release did as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+
+    from matrix.cli.progress import Reporter
+    from matrix.cli.publish import confirm, engine_builder
+    from matrix.config import load_config
+    from matrix.plan import plan_release
+    from matrix.publish.reconcile import describe
+    from matrix.publish.run import publish
+    from matrix.publish.state import known_releases, read_images
+    from matrix.reference import ImageReference
+    from matrix.versions import newest_of_lines, parse_lines
+
+    selectors = parse_lines(args.lines)
+    loaded = load_config(args.config)
+    registry = args.registry or loaded.config.registry
+    reporter = Reporter()
+    reports = []
+    with options.registry_client(args) as client:
+        repositories = sorted({image.repository for image in loaded.config.images.values()})
+        known = known_releases(
+            client.map(lambda r: client.list_tags(ImageReference(registry, r)), repositories)
+        )
+        for version in newest_of_lines(known, selectors):
+            plan = plan_release(loaded, str(version), known=known)
+            images = read_images(client, plan, registry)
+            commits = {image.revision for image in images.values() if image and image.revision}
+            if len(commits) == 1:  # the commit the release was built from, for its sha tags
+                plan = plan_release(loaded, str(version), commit=commits.pop(), known=known)
+            reporter.step("release", "refresh", f"{plan.version} ({len(plan.images)} images)")
+            builder, inputs = engine_builder(args, plan, loaded, registry, client)
+            judge = {
+                "mirrors": release.mirrors(args, plan, registry),
+                "inputs": inputs,
+                "refresh": True,
+            }
+            if not args.dry_run:
+                confirm(args, publish(client, plan, registry, builder, dry_run=True, **judge))
+            report = publish(
+                client,
+                plan,
+                registry,
+                builder,
+                dry_run=args.dry_run,
+                progress=reporter.step,
+                **judge,
+            )
+            full = {spec.full_target for spec in plan.images}
+            for change in report.changes:
+                if change.writes and (args.dry_run or change.target in full):
+                    print(describe(change, registry))
+            reporter.finish(report)
+            reports.append(report.to_dict())
+    if args.report:
+        Path(args.report).write_text(json.dumps(reports, indent=2) + "\n", encoding="utf-8")
+    return 0
