@@ -458,10 +458,40 @@ def gather_inputs(
     labels: Mapping[str, str] | None = None,
 ) -> BuildInputs:
     """Everything at once: the context's bases, resolved in the registry, and its files."""
-    dockerfile = Path(context_dir) / DOCKERFILE
-    images = base_images(dockerfile.read_text(encoding="utf-8"), build_args, name=str(dockerfile))
-    bases = resolve_bases(client, images, platforms)
-    return inputs_for_context(context_dir, build_args, platforms, bases, labels)
+    return gather_many(client, [("", context_dir, build_args, platforms)], labels)[""]
+
+
+Wanted = tuple[str, Path, Mapping[str, str], Sequence[str]]  # key, context, args, platforms
+
+
+def gather_many(
+    client: RegistryClient, wanted: Sequence[Wanted], labels: Mapping[str, str] | None = None
+) -> dict[str, BuildInputs]:
+    """The inputs of many images (key -> inputs), each distinct base resolved once:
+    a release's twelve images on three bases cost three manifest GETs, not twelve."""
+    bases: dict[str, list[str]] = {}
+    by_platforms: dict[tuple[str, ...], set[str]] = {}
+    for key, context_dir, build_args, platforms in wanted:
+        dockerfile = Path(context_dir) / DOCKERFILE
+        text = dockerfile.read_text(encoding="utf-8")
+        bases[key] = [
+            str(base_reference(b)) for b in base_images(text, build_args, name=str(dockerfile))
+        ]
+        by_platforms.setdefault(tuple(platforms), set()).update(bases[key])
+    resolved = {
+        platforms: resolve_bases(client, sorted(images), platforms)
+        for platforms, images in by_platforms.items()
+    }
+    return {
+        key: inputs_for_context(
+            context_dir,
+            build_args,
+            platforms,
+            {base: resolved[tuple(platforms)][base] for base in bases[key]},
+            labels,
+        )
+        for key, context_dir, build_args, platforms in wanted
+    }
 
 
 def context_files(context_dir: Path) -> list[tuple[str, str]]:

@@ -196,17 +196,12 @@ def _build_inputs(args, plan, contexts, labels):
     """Image key -> build inputs, the bases' digests read from their registries. Each
     image's bases are resolved for all its planned platforms, so the jobs that build
     its platforms apart record the same inputs."""
-    from matrix.buildid import gather_inputs
+    from matrix.buildid import gather_many
     from matrix.cli import options
 
+    wanted = [(s.key, contexts[s.key], s.build_args, s.platforms) for s in plan.images]
     with options.registry_client(args) as client:
-        found = client.map(
-            lambda spec: gather_inputs(
-                client, contexts[spec.key], spec.build_args, spec.platforms, labels
-            ),
-            list(plan.images),
-        )
-    return {spec.key: spec_inputs for spec, spec_inputs in zip(plan.images, found, strict=True)}
+        return gather_many(client, wanted, labels)
 
 
 def _with_build_id(plan, request, inputs):

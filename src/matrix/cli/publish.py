@@ -90,7 +90,6 @@ def run(args: argparse.Namespace) -> int:
     from matrix.cli import options
     from matrix.cli.progress import Reporter
     from matrix.publish.reconcile import describe
-    from matrix.publish.run import publish
 
     reporter = Reporter()
     with options.registry_client(args) as client:
@@ -101,22 +100,17 @@ def run(args: argparse.Namespace) -> int:
             builder, inputs = digest_merger(client, plan, registry, Path(args.digests))
         else:
             builder, inputs = engine_builder(args, plan, loaded, registry, client)
-        mirrors = release.mirrors(args, plan, registry)
-        judge = {"inputs": inputs, "refresh": args.refresh, "force": args.force_republish}
-        if not args.dry_run:
-            preview = publish(
-                client, plan, registry, builder, mirrors=mirrors, dry_run=True, **judge
-            )
-            confirm(args, preview)
-        report = publish(
+        report = publish_confirmed(
+            args,
             client,
             plan,
             registry,
             builder,
-            mirrors=mirrors,
-            dry_run=args.dry_run,
-            progress=reporter.step,
-            **judge,
+            reporter,
+            mirrors=release.mirrors(args, plan, registry),
+            inputs=inputs,
+            refresh=args.refresh,
+            force=args.force_republish,
         )
     if args.dry_run:
         for change in report.changes:
@@ -125,6 +119,22 @@ def run(args: argparse.Namespace) -> int:
         report.write(Path(args.report))
     reporter.finish(report)
     return 0
+
+
+def publish_confirmed(args, client, plan, registry: str, builder, reporter, **judge):
+    """A dry run first, to ask before writing (unless --yes) and to skip the second
+    pass when it finds nothing to write; then the real run, with progress."""
+    from dataclasses import replace
+
+    from matrix.publish.run import publish
+
+    if args.dry_run:
+        return publish(client, plan, registry, builder, dry_run=True, **judge)
+    preview = publish(client, plan, registry, builder, dry_run=True, **judge)
+    if not any(change.writes for change in preview.changes):
+        return replace(preview, dry_run=False)  # the real run would read and write nothing
+    confirm(args, preview)
+    return publish(client, plan, registry, builder, progress=reporter.step, **judge)
 
 
 def confirm(args: argparse.Namespace, preview) -> None:
@@ -181,7 +191,7 @@ def engine_builder(args, plan, loaded, registry: str, client):
     import os
     from dataclasses import replace
 
-    from matrix.buildid import BUILD_ID_LABEL, build_id, gather_inputs
+    from matrix.buildid import BUILD_ID_LABEL, build_id, gather_many
     from matrix.cli.build import make_engine
     from matrix.engines import BuildFailed
     from matrix.engines.requests import build_requests
@@ -195,12 +205,9 @@ def engine_builder(args, plan, loaded, registry: str, client):
             plan, loaded, workdir / "contexts", source_date_epoch=source_date_epoch_from(os.environ)
         )
     }
-    specs = list(plan.images)
-    found = client.map(
-        lambda spec: gather_inputs(client, contexts[spec.key], spec.build_args, spec.platforms),
-        specs,
+    inputs = gather_many(
+        client, [(s.key, contexts[s.key], s.build_args, s.platforms) for s in plan.images]
     )
-    inputs = {spec.key: spec_inputs for spec, spec_inputs in zip(specs, found, strict=True)}
     engine = make_engine(args.engine, workdir, registry, insecure_registries=args.insecure_registry)
     engine.prepare()
 

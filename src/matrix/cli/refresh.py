@@ -48,12 +48,11 @@ def run(args: argparse.Namespace) -> int:
     import json
 
     from matrix.cli.progress import Reporter
-    from matrix.cli.publish import confirm, engine_builder
+    from matrix.cli.publish import engine_builder, publish_confirmed
     from matrix.config import load_config
     from matrix.plan import plan_release
     from matrix.publish.reconcile import describe
-    from matrix.publish.run import publish
-    from matrix.publish.state import known_releases, read_images
+    from matrix.publish.state import known_releases, release_commit
     from matrix.reference import ImageReference
     from matrix.versions import newest_of_lines, parse_lines
 
@@ -69,27 +68,21 @@ def run(args: argparse.Namespace) -> int:
         )
         for version in newest_of_lines(known, selectors):
             plan = plan_release(loaded, str(version), known=known)
-            images = read_images(client, plan, registry)
-            commits = {image.revision for image in images.values() if image and image.revision}
-            if len(commits) == 1:  # the commit the release was built from, for its sha tags
-                plan = plan_release(loaded, str(version), commit=commits.pop(), known=known)
+            commit = release_commit(client, plan, registry)
+            if commit:  # the commit the release was built from, for its sha tags
+                plan = plan_release(loaded, str(version), commit=commit, known=known)
             reporter.step("release", "refresh", f"{plan.version} ({len(plan.images)} images)")
             builder, inputs = engine_builder(args, plan, loaded, registry, client)
-            judge = {
-                "mirrors": release.mirrors(args, plan, registry),
-                "inputs": inputs,
-                "refresh": True,
-            }
-            if not args.dry_run:
-                confirm(args, publish(client, plan, registry, builder, dry_run=True, **judge))
-            report = publish(
+            report = publish_confirmed(
+                args,
                 client,
                 plan,
                 registry,
                 builder,
-                dry_run=args.dry_run,
-                progress=reporter.step,
-                **judge,
+                reporter,
+                mirrors=release.mirrors(args, plan, registry),
+                inputs=inputs,
+                refresh=True,
             )
             full = {spec.full_target for spec in plan.images}
             for change in report.changes:

@@ -69,7 +69,8 @@ class PublishReport:
     mirrors: tuple[str, ...] = ()  # the registries that get copies
     changes: list[Change] = field(default_factory=list)
     done: set[tuple[str, str, str]] = field(default_factory=set)  # (registry, repo, tag)
-    requests: dict[str, int] = field(default_factory=dict)
+    requests: dict[str, int] = field(default_factory=dict)  # by method, as the client counted
+    blob_reads: int = 0  # layers and configs read: what pull limits count
     elapsed: float = 0.0
 
     @property
@@ -103,6 +104,11 @@ class PublishReport:
             ],
             "writes": self.writes,
             "requests": self.requests,
+            "blob_reads": self.blob_reads,
+            "rate_limit": {
+                "waited_seconds": round(getattr(self.requests, "waited", 0.0), 3),
+                "answers_429": getattr(self.requests, "throttled", 0),
+            },
             "elapsed_seconds": round(self.elapsed, 3),
         }
 
@@ -385,5 +391,6 @@ def _refuse_conflicts(changes: Sequence[Change]) -> None:
 
 def _finish(report: PublishReport, client, started: float) -> PublishReport:
     report.requests = client.requests.by_method
+    report.blob_reads = client.requests.blob_reads
     report.elapsed = time.monotonic() - started
     return report

@@ -1,0 +1,64 @@
+"""Digest files between the build jobs and publish: what they carry, what is refused."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from matrix.buildid import BuildInputs, build_id
+from matrix.config import load_config
+from matrix.errors import UserError
+from matrix.plan import plan_release
+from matrix.publish.digests import image_inputs, read_digests, write_digest
+
+DIGEST = "sha256:" + "a" * 64
+OTHER = "sha256:" + "b" * 64
+
+
+def inputs(base: str) -> BuildInputs:
+    return BuildInputs(
+        dockerfile="sha256:" + "c" * 64,
+        context={},
+        build_args={"PYTHON_VERSION": "3.10"},
+        platforms=("linux/amd64", "linux/arm64"),
+        base_digests={
+            "docker.io/library/python:3.10-slim": {"linux/amd64": base, "linux/arm64": base}
+        },
+    )
+
+
+@pytest.fixture
+def plan():
+    return plan_release(load_config(), "2.11.5", pythons=["3.10"], flavors=["standard"])
+
+
+def test_both_platform_jobs_hand_over_the_same_inputs(tmp_path, plan):
+    (spec,) = plan.images
+    built = inputs(DIGEST)
+    write_digest(tmp_path / "amd", spec.key, "linux/amd64", DIGEST, built)
+    write_digest(tmp_path / "arm", spec.key, "linux/arm64", OTHER, built)
+
+    found = read_digests(tmp_path)
+
+    assert found[(spec.key, "linux/arm64")].digest == OTHER
+    (record,) = image_inputs(found, plan, tmp_path).values()
+    assert build_id(record) == built.id
+
+
+def test_platform_jobs_built_on_different_bases_are_refused(tmp_path, plan):
+    (spec,) = plan.images
+    write_digest(tmp_path, spec.key, "linux/amd64", DIGEST, inputs(DIGEST))
+    write_digest(tmp_path, spec.key, "linux/arm64", OTHER, inputs(OTHER))
+    with pytest.raises(UserError, match="built from different inputs"):
+        image_inputs(read_digests(tmp_path), plan, tmp_path)
+
+
+def test_a_record_whose_id_does_not_match_its_inputs_is_refused(tmp_path, plan):
+    (spec,) = plan.images
+    path = write_digest(tmp_path, spec.key, "linux/amd64", DIGEST, inputs(DIGEST))
+    record = json.loads(path.read_text())
+    record["build_id"] = OTHER
+    path.write_text(json.dumps(record))
+    with pytest.raises(UserError, match="not a digest file of matrix build"):
+        read_digests(tmp_path)
