@@ -34,8 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from matrix.publish.reconcile import describe
     from matrix.publish.run import promote
 
-    reporter = Reporter()
-    with options.registry_client(args) as client:
+    with Reporter() as reporter, options.registry_client(args) as client:
         latest = True if args.latest is None else args.latest
         plan, registry, _ = release.plan_against_registry(args, client, latest=latest)
         report = promote(

@@ -91,8 +91,7 @@ def run(args: argparse.Namespace) -> int:
     from matrix.cli.progress import Reporter
     from matrix.publish.reconcile import describe
 
-    reporter = Reporter()
-    with options.registry_client(args) as client:
+    with Reporter() as reporter, options.registry_client(args) as client:
         plan, registry, loaded = release.plan_against_registry(args, client)
         for note in plan.notes:
             reporter.step("release", "plan", note)

@@ -59,9 +59,8 @@ def run(args: argparse.Namespace) -> int:
     selectors = parse_lines(args.lines)
     loaded = load_config(args.config)
     registry = args.registry or loaded.config.registry
-    reporter = Reporter()
     reports = []
-    with options.registry_client(args) as client:
+    with Reporter() as reporter, options.registry_client(args) as client:
         repositories = sorted({image.repository for image in loaded.config.images.values()})
         known = known_releases(
             client.map(lambda r: client.list_tags(ImageReference(registry, r)), repositories)
