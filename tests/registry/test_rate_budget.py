@@ -177,6 +177,43 @@ def test_a_429_pauses_everyone_then_one_probe_goes_first():
     assert budget.waited >= 1.45
 
 
+def test_after_a_429_the_registrys_count_refills_the_bucket():
+    # Docker Hub's numbers: a 429 empties the bucket, and only the registry's own count
+    # (on an answer to a request sent after the 429) fills it again, up as well as down.
+    budget = RateBudget("docker.io", DOCKER_HUB_LIMIT, max_wait=1.0)
+    limit = {"ratelimit_limit": "100;w=21600"}
+
+    def get(remaining: int) -> float:
+        request = _pull()
+        started = time.monotonic()
+        budget.before(request)
+        took = time.monotonic() - started
+        budget.after(_answer(request, ratelimit_remaining=f"{remaining};w=21600", **limit))
+        return took
+
+    early, throttled = _pull(), _pull()
+    budget.before(early)
+    budget.before(throttled)
+    budget.after(_answer(throttled, 429, retry_after="0", ratelimit_remaining="94", **limit))
+    # an answer to a request sent before the 429 does not refill the bucket
+    budget.after(_answer(early, ratelimit_remaining="95;w=21600", **limit))
+    # nor does an answer without a count, though it tells that the 429s are over
+    probe = _pull("/v2/a/tags/list")
+    budget.before(probe)
+    budget.after(_answer(probe))
+    assert 0.8 <= get(93) < 5  # no pull left: held max_wait, then the registry decides
+
+    waited = budget.waited
+    took = [get(remaining) for remaining in range(92, 87, -1)]
+    assert sum(took) < 2.5  # held max_wait each, they would take 5 s
+    assert budget.waited == waited
+    assert budget.limit == RateLimit(100, 21600.0)
+
+    # pacing as before: a lower count still lowers the bucket
+    get(0)
+    assert 0.8 <= get(50) < 5
+
+
 # -- through a fault proxy in front of the real registry --------------------------------
 
 

@@ -16,7 +16,9 @@ may hold it back) and every answer passes ``after`` (which learns from it):
 - 429. Any 429 empties the bucket and pauses every request to that registry until
   ``Retry-After`` has passed (without one: 1 s, doubling while 429s keep coming),
   capped by ``max_wait``. Then one request goes first as a probe; the others wait
-  for its answer instead of hammering a registry that still refuses.
+  for its answer instead of hammering a registry that still refuses. The first
+  remaining count on an answer to a request sent after the 429 refills the bucket
+  (remaining counts otherwise only lower it), so one 429 does not leave it empty.
 - No request waits for a pull token once it has been held ``max_wait`` in all:
   it goes, and the registry's answer (and the retry policy) decides.
 
@@ -147,6 +149,7 @@ class RateBudget:
         self._stamp = self._clock()
         self._paused_until = 0.0
         self._suspect = False  # a 429 came, and no answer to a request sent since
+        self._emptied = False  # a 429 emptied the bucket, and no remaining count since
         self._epoch = 0  # 429s so far; each request is stamped with it
         self._probe_until = 0.0
         self._streak = 0
@@ -157,7 +160,6 @@ class RateBudget:
         self._last_release = 0.0
         self._waited = 0.0
         self._throttled = 0
-        self._held = 0
 
     @property
     def limit(self) -> RateLimit | None:
@@ -179,12 +181,6 @@ class RateBudget:
         with self._changed:
             return self._throttled
 
-    @property
-    def held(self) -> int:
-        """Requests that had to wait."""
-        with self._changed:
-            return self._held
-
     def reset_counts(self) -> None:
         """Forget what was spent (not what was learned about the registry)."""
         with self._changed:
@@ -192,7 +188,6 @@ class RateBudget:
             if self._blocked_since is not None:
                 self._blocked_since = self._clock()
             self._throttled = 0
-            self._held = 0
 
     def before(self, request: httpx.Request) -> None:
         """Hold ``request`` until the budget allows it: after any pause, behind a probe,
@@ -227,8 +222,10 @@ class RateBudget:
         with self._changed:
             now = self._clock()
             self._refill(now)
+            # an answer to a request sent after the last 429 (or with none so far)
+            fresh = response.request.extensions.get(_EPOCH) == self._epoch
             if quota is not None:
-                self._learn(quota)
+                self._learn(quota, recount=fresh and response.status_code != 429)
             elif (
                 self._limit is not None
                 and self._limit.provisional
@@ -236,7 +233,6 @@ class RateBudget:
                 and _MANIFEST_PATH.match(response.request.url.path)
             ):
                 self._limit = None  # the registry does not count our pulls
-            fresh = response.request.extensions.get(_EPOCH) == self._epoch
             if response.status_code == 429:
                 self._throttled += 1
                 if fresh:  # not one more answer to a request sent before the last 429
@@ -248,6 +244,7 @@ class RateBudget:
                 self._block(now)
                 self._paused_until = max(self._paused_until, now + min(pause, self.max_wait))
                 self._tokens = 0.0
+                self._emptied = True
                 self._suspect = True
                 self._probe_until = 0.0
             elif self._suspect and fresh:
@@ -278,21 +275,24 @@ class RateBudget:
             self._tokens = min(float(self._limit.limit), self._tokens + earned)
         self._stamp = now
 
-    def _learn(self, quota: Quota) -> None:
+    def _learn(self, quota: Quota, *, recount: bool) -> None:
         """Take the registry's numbers. Remaining pulls can only lower an estimate of
         the same limit: answers to concurrent requests arrive out of order, and the
-        bucket already took a token for every request still in flight."""
+        bucket already took a token for every request still in flight. Except after a
+        429 emptied the bucket: the first count on an answer that may ``recount`` (its
+        request was sent after the last 429, and it is no 429) is the truth, up as
+        well as down; without it the bucket would stay empty for good."""
         same = self._limit == quota.limit
         self._limit = quota.limit
         if quota.remaining is None:
             self._tokens = min(self._tokens, float(quota.limit.limit))
-        elif same:
+        elif same and not (recount and self._emptied):
             self._tokens = min(self._tokens, float(quota.remaining))
         else:
             self._tokens = float(min(quota.remaining, quota.limit.limit))
+            self._emptied = False
 
     def _hold(self, now: float) -> None:
-        self._held += 1
         self._block(now)
         self._holding += 1
 
