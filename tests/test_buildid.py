@@ -23,7 +23,7 @@ from matrix.buildid import (
     context_files,
     decode_inputs,
     encode_inputs,
-    gather_inputs,
+    gather_many,
     inputs_for_context,
     recorded_inputs,
     resolve_bases,
@@ -720,9 +720,8 @@ def test_gather_inputs_of_rendered_templates_and_one_moved_base(client, loaded, 
 
     def gather(key: str) -> BuildInputs:
         spec = specs[key]
-        return gather_inputs(
-            client, contexts[key].path, spec.build_args, spec.platforms, spec.labels
-        )
+        wanted = [(key, contexts[key].path, spec.build_args, spec.platforms)]
+        return gather_many(client, wanted, spec.labels)[key]
 
     standard, conda_inputs = gather("prefect-python3.10"), gather("prefect-python3.10-conda")
     assert standard.base_digests == {str(python): python_before.platforms}
@@ -748,3 +747,10 @@ def test_gather_inputs_of_rendered_templates_and_one_moved_base(client, loaded, 
         f"{python_before.platforms['linux/arm64']} -> {arm64.platforms['linux/arm64']}"
     ]
     assert gather("prefect-python3.10-conda").id == conda_inputs.id
+    # Many images at once: each distinct base is read once, with one manifest GET.
+    client.requests.reset()
+    both = gather_many(
+        client, [(k, contexts[k].path, specs[k].build_args, specs[k].platforms) for k in specs]
+    )
+    assert set(both) == set(specs)
+    assert client.requests.by_method == {"GET": 2}

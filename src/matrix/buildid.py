@@ -450,17 +450,6 @@ def inputs_for_context(
     )
 
 
-def gather_inputs(
-    client: RegistryClient,
-    context_dir: Path,
-    build_args: Mapping[str, str],
-    platforms: Sequence[str],
-    labels: Mapping[str, str] | None = None,
-) -> BuildInputs:
-    """Everything at once: the context's bases, resolved in the registry, and its files."""
-    return gather_many(client, [("", context_dir, build_args, platforms)], labels)[""]
-
-
 Wanted = tuple[str, Path, Mapping[str, str], Sequence[str]]  # key, context, args, platforms
 
 

@@ -81,7 +81,8 @@ def registry_host(value: str) -> str:
         parsed = parse_reference(f"{value}/x")
     except InvalidReference:
         parsed = None
-    if parsed is None or parsed.registry != value:
+    port = value.rpartition(":")[2] if not value.endswith("]") and ":" in value else None
+    if parsed is None or parsed.registry != value or (port and not 0 < int(port) < 65536):
         raise ValueError(f"expected a registry host like 'ghcr.io' or 'host:5000', got {value!r}")
     return value
 
@@ -221,6 +222,14 @@ class LoadedConfig:
     source: str  # shown in messages
     templates_dir: Path
     facts: tuple[LineFacts, ...]
+
+    def covers(self, version: Version) -> bool:
+        """Whether a [[lines]] entry covers ``version``."""
+        try:
+            self.facts_for(version)
+        except PlanError:
+            return False
+        return True
 
     def facts_for(self, version: Version) -> LineFacts:
         release = Version(version.base_version)

@@ -17,7 +17,7 @@ from packaging.version import InvalidVersion, Version
 from matrix.errors import VersionError
 
 _COMMIT_IN_LOCAL = re.compile(r"(?:^|\.)g([0-9a-f]{7,40})(?:\.|$)")
-_LINE_SELECTOR = re.compile(r"(\d+)\.(\d+|x)")  # 2.20, or 3.x for major 3's newest line
+_LINE_SELECTOR = re.compile(r"([0-9]+)\.([0-9]+|x)")  # 2.20, or 3.x for major 3's newest line
 
 
 class Kind(StrEnum):

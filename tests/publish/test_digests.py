@@ -62,3 +62,15 @@ def test_a_record_whose_id_does_not_match_its_inputs_is_refused(tmp_path, plan):
     path.write_text(json.dumps(record))
     with pytest.raises(UserError, match="not a digest file of matrix build"):
         read_digests(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"key": ["a"]}, {"platform": {"os": "linux"}}, {"build_inputs": {"v": 1}}, {"digest": 7}],
+)
+def test_a_digest_file_with_values_of_the_wrong_type_is_one_clear_error(tmp_path, plan, change):
+    (spec,) = plan.images
+    path = write_digest(tmp_path, spec.key, "linux/amd64", DIGEST, inputs(DIGEST))
+    path.write_text(json.dumps({**json.loads(path.read_text()), **change}))
+    with pytest.raises(UserError, match="not a digest file of matrix build"):
+        read_digests(tmp_path)

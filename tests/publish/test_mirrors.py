@@ -17,6 +17,21 @@ from tests.support.publishing import COMMIT, VERSION, Release, count_lines, kill
 pytestmark = pytest.mark.registry
 
 
+def push_other_build(release: Release, host: str):
+    """A complete, annotated build of the release's first image, other than the
+    primary's, under its full tag in ``host``; that image's spec."""
+    spec = release.plan.images[0]
+    with RegistryClient() as client:
+        push_index(
+            client,
+            reference(host, spec.full_target),
+            spec.platforms,
+            salt="built elsewhere",
+            annotations=annotations_for(release.plan, spec),
+        )
+    return spec
+
+
 @pytest.fixture
 def alice(monkeypatch, basic_registry):
     """Credentials for the basic-auth registry only, as CI passes them."""
@@ -79,15 +94,7 @@ def test_a_mirror_holding_other_content_stops_publish_before_any_write(
     release = Release(tmp_path, alice.host, "diverged")
     assert main(release.args(alice.host)) == 0
     # The mirror's full tag already names a different image of the same release.
-    spec = release.plan.images[0]
-    with RegistryClient() as client:
-        push_index(
-            client,
-            reference(registry.host, spec.full_target),
-            spec.platforms,
-            salt="someone else's",
-            annotations=annotations_for(release.plan, spec),
-        )
+    spec = push_other_build(release, registry.host)
     before = release.tags(registry.host)
     capsys.readouterr()
 
@@ -97,3 +104,39 @@ def test_a_mirror_holding_other_content_stops_publish_before_any_write(
     assert spec.full_target.tag in error
     assert release.tags(registry.host) == before
     assert not any(tag.startswith("2") and "-" in tag[:4] for tag in before)  # nothing floats
+
+
+def test_verify_finds_a_mirror_whose_complete_copy_has_other_digests(
+    tmp_path, alice, registry, capsys
+):
+    release = Release(tmp_path, alice.host, "rebuilt")
+    assert main([*release.args(alice.host), "--mirror", registry.host]) == 0
+    spec = push_other_build(release, registry.host)
+    capsys.readouterr()
+    verify = ["verify", "--version", VERSION, "--sha", COMMIT, "--config", str(release.config)]
+    assert main([*verify, "--registry", alice.host, "--mirror", registry.host]) == 1
+    out = capsys.readouterr().out
+    assert f"{registry.host}/{spec.full_target} = sha256:" in out
+    assert f"as on {alice.host}" in out
+
+
+def test_the_configured_mirrors_go_with_the_configured_registry(tmp_path):
+    import argparse
+
+    from matrix.cli.release import mirrors
+    from matrix.config import load_config
+    from matrix.plan import plan_release
+    from tests.support.publishing import CONFIG
+
+    path = tmp_path / "versions.toml"
+    text = CONFIG.format(repository="test/m").replace(
+        'latest_python = "3.10"', 'latest_python = "3.10"\nmirrors = ["ghcr.io"]'
+    )
+    path.write_text(text)
+    plan = plan_release(load_config(path), VERSION)
+    none = argparse.Namespace(mirror=[])
+    assert mirrors(none, plan, "docker.io") == ("ghcr.io",)
+    # A local run against another registry copies to nothing it did not name.
+    assert mirrors(none, plan, "127.0.0.1:5000") == ()
+    named = argparse.Namespace(mirror=["127.0.0.1:5001"])
+    assert mirrors(named, plan, "127.0.0.1:5000") == ("127.0.0.1:5001",)

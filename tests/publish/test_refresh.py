@@ -14,7 +14,9 @@ from matrix.cli import main
 from matrix.engines import BuildRequest
 from matrix.engines.podman import PodmanEngine
 from matrix.reference import ImageReference
-from matrix.registry import RegistryClient
+from matrix.registry import RegistryClient, retag
+from tests.conftest import BASIC_USERS
+from tests.support.publishing import count_lines, kill_when
 
 FIXTURE = Path(__file__).with_name("fixtures") / "based"
 COMMIT = "abcdef1234567"
@@ -66,9 +68,9 @@ class Based:
             ["publish", "--version", "1.2.3", "--sha", COMMIT, *self.common, *self.engine, *extra]
         )
 
-    def tags(self) -> dict[str, str]:
+    def tags(self, host: str | None = None) -> dict[str, str]:
         with RegistryClient() as client:
-            repository = ImageReference(self.host, self.repository)
+            repository = ImageReference(host or self.host, self.repository)
             return {
                 tag: client.head_manifest(repository.with_tag(tag)).digest
                 for tag in client.list_tags(repository)
@@ -128,3 +130,117 @@ def test_refresh_rebuilds_exactly_the_images_on_a_moved_base(tmp_path, registry,
     assert main(["refresh", "--yes", *based.common, *based.engine]) == 0
     assert "wrote 0 tags" in capsys.readouterr().err
     assert based.tags() == after
+
+
+def test_refresh_leaves_a_rollback_alone_and_only_its_rebuilt_images_tags_follow(
+    tmp_path, registry, podman, capsys
+):
+    based = Based(tmp_path, registry.host)
+    based.push_base("a", "base a, first", tmp_path)
+    based.push_base("b", "base b, first", tmp_path)
+    for version, commit in (("1.2.3", COMMIT), ("1.2.4", "1234567abcdef")):
+        command = ["publish", "--version", version, "--sha", commit, *based.common]
+        assert main([*command, *based.engine, "--yes"]) == 0, capsys.readouterr().err
+    # 1.2.4 is bad: its floating tags go back to 1.2.3.
+    rollback = ["promote", "--version", "1.2.3", "--sha", COMMIT, *based.common]
+    assert main(rollback) == 0
+    rolled_back = based.tags()
+    assert rolled_back["1-latest"] == rolled_back[STANDARD]
+
+    based.push_base("a", "base a, with security fixes", tmp_path)
+    assert main(["refresh", "--yes", *based.common, *based.engine]) == 0, capsys.readouterr().err
+
+    after = based.tags()
+    assert after["1.2.4-python3.12"] != rolled_back["1.2.4-python3.12"]  # rebuilt
+    assert after["sha-1234567-python3.12"] == after["1.2.4-python3.12"]  # its sha tag follows
+    for tag in ("1.2-python3.12", "1-python3.12", "1-latest", STANDARD):
+        assert after[tag] == rolled_back[tag], tag  # the rollback stands
+    assert after["1.2.4-python3.12-extra"] == rolled_back["1.2.4-python3.12-extra"]
+
+
+def test_a_refresh_killed_before_promote_is_finished_by_the_next(
+    tmp_path, registry, podman, fault_proxy, capsys
+):
+    based = Based(tmp_path, registry.host)
+    based.push_base("a", "base a, first", tmp_path)
+    based.push_base("b", "base b, first", tmp_path)
+    assert based.publish("--yes") == 0, capsys.readouterr().err
+    before = based.tags()
+    based.push_base("a", "base a, with security fixes", tmp_path)
+
+    # Through the proxy, sha and floating tags are held back; kill once verified.
+    through_proxy = ["--config", str(based.config), "--registry", fault_proxy.host]
+    fault_proxy.fail(503, method="PUT", path=r"/manifests/(sha-|1\.2-|1-)", times=10_000)
+    kill_when(
+        ["refresh", "--yes", *through_proxy, *based.engine],
+        lambda lines: count_lines("verify  ", lines) >= 1,
+    )
+    killed = based.tags()
+    assert killed[STANDARD] != before[STANDARD]  # rebuilt, but nothing follows it yet
+    assert {killed[tag] for tag in FLOATING} == {before[STANDARD]}
+
+    fault_proxy.clear()
+    assert main(["refresh", "--yes", *based.common, *based.engine]) == 0, capsys.readouterr().err
+    after = based.tags()
+    assert after[STANDARD] == killed[STANDARD]  # not rebuilt again
+    assert {after[tag] for tag in FLOATING} == {after[STANDARD]}
+    assert after[EXTRA] == before[EXTRA]
+
+
+def test_refresh_rebuilds_only_what_was_published(tmp_path, registry, podman, capsys):
+    based = Based(tmp_path, registry.host)
+    based.push_base("a", "base a, first", tmp_path)
+    based.push_base("b", "base b, first", tmp_path)
+    assert based.publish("--yes") == 0, capsys.readouterr().err
+    # A tag of a release no [[lines]] entry covers (Prefect 1.x, say) is passed over.
+    with RegistryClient() as client:
+        retag(
+            client,
+            ImageReference(registry.host, based.repository, STANDARD),
+            [ImageReference(registry.host, based.repository, "0.9.0-python3.8")],
+        )
+    before = based.tags()
+    # A Python added to the line after the release: refresh does not create its image,
+    # and the images that exist keep their commit, so nothing is rebuilt.
+    text = based.config.read_text().replace(
+        'python.standard = ["3.12"]', 'python.standard = ["3.11", "3.12"]'
+    )
+    based.config.write_text(text)
+    capsys.readouterr()
+
+    assert main(["refresh", "--yes", *based.common, *based.engine]) == 0
+    assert "wrote 0 tags" in capsys.readouterr().err
+    assert based.tags() == before
+
+
+def test_a_refresh_that_reached_only_the_primary_is_finished_on_the_mirror(
+    tmp_path, registry, basic_registry, podman, monkeypatch, capsys
+):
+    ((user, password),) = BASIC_USERS.items()
+    monkeypatch.setenv("MATRIX_REGISTRY_USERNAME", user)
+    monkeypatch.setenv("MATRIX_REGISTRY_PASSWORD", password)
+    monkeypatch.setenv("MATRIX_REGISTRY_HOSTS", basic_registry.host)
+    based = Based(tmp_path, registry.host)
+    based.push_base("a", "base a, first", tmp_path)
+    based.push_base("b", "base b, first", tmp_path)
+    mirror = ["--mirror", basic_registry.host]
+    assert based.publish("--yes", *mirror) == 0, capsys.readouterr().err
+    based.push_base("a", "base a, with security fixes", tmp_path)
+    # As a refresh killed between the registries leaves it: the primary is rebuilt.
+    assert main(["refresh", "--yes", *based.common, *based.engine]) == 0
+    assert based.tags() != based.tags(basic_registry.host)
+    capsys.readouterr()
+
+    assert main(["refresh", "--yes", *based.common, *based.engine, *mirror]) == 0, (
+        capsys.readouterr().err
+    )
+    assert based.tags() == based.tags(basic_registry.host)
+    verify = ["verify", "--version", "1.2.3", "--sha", COMMIT, *based.common, *mirror]
+    assert main(verify) == 0
+
+
+def test_refresh_with_no_release_in_the_registry_says_so(tmp_path, registry, capsys):
+    based = Based(tmp_path, registry.host)
+    assert main(["refresh", "--dry-run", *based.common, *based.engine]) == 2
+    (error,) = capsys.readouterr().err.splitlines()
+    assert error.startswith("matrix: error: no release of") and "to refresh" in error

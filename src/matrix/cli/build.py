@@ -98,7 +98,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run_group.add_argument(
         "--dry-run",
         action="store_true",
-        help="print the exact python-on-whales calls and command lines, run nothing",
+        help="print the exact python-on-whales calls and command lines, run nothing (a "
+        "--push-by-digest run also adds the build id label and annotations, which need "
+        "the base images' digests from their registries)",
     )
     run_group.add_argument(
         "--keep-going",
@@ -144,6 +146,8 @@ def _build(args: argparse.Namespace, labels: dict[str, str], out: Path, workdir:
     )
     if args.digests_out and not args.push_by_digest:
         raise UserError("--digests-out records the digests of --push-by-digest; add it")
+    if args.digests_out and Path(args.digests_out).exists() and not Path(args.digests_out).is_dir():
+        raise UserError(f"--digests-out {args.digests_out}: not a folder")
     if (args.builder or args.create_builder) and args.engine != "buildx":
         raise UserError("--builder and --create-builder are for --engine buildx")
     engine = make_engine(
@@ -157,8 +161,9 @@ def _build(args: argparse.Namespace, labels: dict[str, str], out: Path, workdir:
     inputs = {}
     if args.push_by_digest and not args.dry_run:
         # What publish --digests needs to label the image and judge it next time.
-        inputs = _build_inputs(args, plan, {c.key: c.path for c in contexts}, labels)
-        requests = [_with_build_id(plan, request, inputs[request.key]) for request in requests]
+        with options.registry_client(args) as client:
+            inputs = plan_inputs(client, plan, {c.key: c.path for c in contexts}, labels)
+        requests = [with_build_id(plan, request, inputs[request.key]) for request in requests]
     if args.dry_run:
         for call in engine.prepare_calls():
             print(engine.show(call))
@@ -192,19 +197,17 @@ def _build(args: argparse.Namespace, labels: dict[str, str], out: Path, workdir:
     return 1 if failures else 0
 
 
-def _build_inputs(args, plan, contexts, labels):
-    """Image key -> build inputs, the bases' digests read from their registries. Each
-    image's bases are resolved for all its planned platforms, so the jobs that build
-    its platforms apart record the same inputs."""
+def plan_inputs(client, plan, contexts, labels=None):
+    """Image key -> build inputs of every image of ``plan``, the bases' digests read
+    from their registries. Each image's bases are resolved for all its planned
+    platforms, so jobs that build its platforms apart record the same inputs."""
     from matrix.buildid import gather_many
-    from matrix.cli import options
 
     wanted = [(s.key, contexts[s.key], s.build_args, s.platforms) for s in plan.images]
-    with options.registry_client(args) as client:
-        return gather_many(client, wanted, labels)
+    return gather_many(client, wanted, labels)
 
 
-def _with_build_id(plan, request, inputs):
+def with_build_id(plan, request, inputs):
     """The request labelled with its build id and annotated as publish annotates."""
     from dataclasses import replace
 
@@ -235,7 +238,9 @@ def make_engine(
     if name == "podman":
         from matrix.engines.podman import PodmanEngine
 
-        return PodmanEngine(workdir, tls_verify=not plain_http)
+        return PodmanEngine(
+            workdir, tls_verify=not plain_http, insecure_registries=insecure_registries
+        )
     from matrix.engines.buildx import BuildxEngine
 
     return BuildxEngine(

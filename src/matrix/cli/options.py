@@ -158,3 +158,14 @@ def add_registry(parser: argparse.ArgumentParser) -> None:
         metavar="HOST[:PORT]",
         help="registry the images go to (default: versions.toml's `registry`, docker.io)",
     )
+
+
+def check_output_file(path: str | None, flag: str) -> None:
+    """Refuse, before any work, a file that could not be written at the end."""
+    if path is None:
+        return
+    import os
+
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path) or not os.path.isdir(folder):
+        raise UserError(f"{flag} {path}: cannot write a file there (no such folder, or a folder)")

@@ -91,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
     from matrix.cli.progress import Reporter
     from matrix.publish.reconcile import describe
 
+    options.check_output_file(args.report, "--report")
     with Reporter() as reporter, options.registry_client(args) as client:
         plan, registry, loaded = release.plan_against_registry(args, client)
         for note in plan.notes:
@@ -121,25 +122,21 @@ def run(args: argparse.Namespace) -> int:
 
 
 def publish_confirmed(args, client, plan, registry: str, builder, reporter, **judge):
-    """A dry run first, to ask before writing (unless --yes) and to skip the second
-    pass when it finds nothing to write; then the real run, with progress."""
-    from dataclasses import replace
-
+    """The run --dry-run asks for, or the real one: after a dry run that asks before
+    writing, unless --yes (CI), where the real run reads the registry only once."""
     from matrix.publish.run import publish
 
     if args.dry_run:
         return publish(client, plan, registry, builder, dry_run=True, **judge)
-    preview = publish(client, plan, registry, builder, dry_run=True, **judge)
-    if not any(change.writes for change in preview.changes):
-        return replace(preview, dry_run=False)  # the real run would read and write nothing
-    confirm(args, preview)
+    if not args.yes:
+        confirm(args, publish(client, plan, registry, builder, dry_run=True, **judge))
     return publish(client, plan, registry, builder, progress=reporter.step, **judge)
 
 
 def confirm(args: argparse.Namespace, preview) -> None:
-    """Ask before writing, unless --yes; refuse outside a terminal."""
+    """Ask before writing; refuse outside a terminal."""
     writes = sum(change.writes for change in preview.changes)
-    if args.yes or writes == 0:
+    if writes == 0:
         return
     where = ", ".join(preview.registries)
     if not sys.stdin.isatty():
@@ -190,11 +187,9 @@ def engine_builder(args, plan, loaded, registry: str, client):
     import os
     from dataclasses import replace
 
-    from matrix.buildid import BUILD_ID_LABEL, build_id, gather_many
-    from matrix.cli.build import make_engine
+    from matrix.cli.build import make_engine, plan_inputs, with_build_id
     from matrix.engines import BuildFailed
     from matrix.engines.requests import build_requests
-    from matrix.publish.run import annotations_for
     from matrix.render import render_plan, source_date_epoch_from
 
     workdir = Path(args.workdir)
@@ -204,26 +199,18 @@ def engine_builder(args, plan, loaded, registry: str, client):
             plan, loaded, workdir / "contexts", source_date_epoch=source_date_epoch_from(os.environ)
         )
     }
-    inputs = gather_many(
-        client, [(s.key, contexts[s.key], s.build_args, s.platforms) for s in plan.images]
-    )
+    inputs = plan_inputs(client, plan, contexts)
     engine = make_engine(args.engine, workdir, registry, insecure_registries=args.insecure_registry)
     engine.prepare()
 
     def build(spec) -> None:
         single = replace(plan, images=(spec,))
         (request,) = build_requests(
-            single,
-            {spec.key: contexts[spec.key]},
-            registry=registry,
-            push=True,
-            labels={BUILD_ID_LABEL: build_id(inputs[spec.key])},
+            single, {spec.key: contexts[spec.key]}, registry=registry, push=True
         )
-        request = replace(
-            request,
-            tags=(f"{registry}/{spec.full_target}",),
-            annotations=annotations_for(plan, spec, inputs[spec.key]),
-        )
+        # The full tag only: sha and floating tags follow once every image is verified.
+        request = replace(request, tags=(f"{registry}/{spec.full_target}",))
+        request = with_build_id(plan, request, inputs[spec.key])
         try:
             engine.build(request, lambda line: None)
         except BuildFailed as error:

@@ -50,26 +50,30 @@ def run(args: argparse.Namespace) -> int:
     from matrix.cli.progress import Reporter
     from matrix.cli.publish import engine_builder, publish_confirmed
     from matrix.config import load_config
-    from matrix.plan import plan_release
+    from matrix.errors import UserError
     from matrix.publish.reconcile import describe
-    from matrix.publish.state import known_releases, release_commit
+    from matrix.publish.state import known_releases
     from matrix.reference import ImageReference
     from matrix.versions import newest_of_lines, parse_lines
 
     selectors = parse_lines(args.lines)
+    options.check_output_file(args.report, "--report")
     loaded = load_config(args.config)
     registry = args.registry or loaded.config.registry
     reports = []
     with Reporter() as reporter, options.registry_client(args) as client:
         repositories = sorted({image.repository for image in loaded.config.images.values()})
-        known = known_releases(
-            client.map(lambda r: client.list_tags(ImageReference(registry, r)), repositories)
+        tag_lists = client.map(
+            lambda r: client.list_tags(ImageReference(registry, r)), repositories
         )
-        for version in newest_of_lines(known, selectors):
-            plan = plan_release(loaded, str(version), known=known)
-            commit = release_commit(client, plan, registry)
-            if commit:  # the commit the release was built from, for its sha tags
-                plan = plan_release(loaded, str(version), commit=commit, known=known)
+        # Releases no [[lines]] entry covers (Prefect 1.x, say) are not refreshed.
+        known = [v for v in known_releases(tag_lists) if loaded.covers(v)]
+        releases = newest_of_lines(known, selectors)
+        if not releases:
+            raise UserError(f"no release of {', '.join(repositories)} on {registry} to refresh")
+        for version in releases:
+            client.requests.reset()  # each release's report counts its own requests
+            plan = published_part(client, loaded, version, known, registry)
             reporter.step("release", "refresh", f"{plan.version} ({len(plan.images)} images)")
             builder, inputs = engine_builder(args, plan, loaded, registry, client)
             report = publish_confirmed(
@@ -82,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
                 mirrors=release.mirrors(args, plan, registry),
                 inputs=inputs,
                 refresh=True,
+                only_following=True,
             )
             full = {spec.full_target for spec in plan.images}
             for change in report.changes:
@@ -92,3 +97,27 @@ def run(args: argparse.Namespace) -> int:
     if args.report:
         Path(args.report).write_text(json.dumps(reports, indent=2) + "\n", encoding="utf-8")
     return 0
+
+
+def published_part(client, loaded, version, known, registry: str):
+    """The plan of ``version`` cut to the images its full tags hold in the registry
+    (a refresh rebuilds what was published, and creates nothing), with the commit
+    they were built from, for their sha tags."""
+    from dataclasses import replace
+
+    from matrix.plan import plan_release
+    from matrix.publish.state import describe_image, reference
+
+    plan = plan_release(loaded, str(version), known=known)
+    heads = client.map(
+        lambda s: client.head_manifest(reference(registry, s.full_target)), plan.images
+    )
+    there = [spec for spec, head in zip(plan.images, heads, strict=True) if head is not None]
+    commit = None
+    if there:  # one GET: matrix annotates every full tag with the commit
+        manifest = client.get_manifest(reference(registry, there[0].full_target))
+        commit = describe_image(manifest.content, manifest.media_type, manifest.digest).revision
+    if commit:
+        plan = plan_release(loaded, str(version), commit=commit, known=known)
+    keys = {spec.key for spec in there}
+    return replace(plan, images=tuple(spec for spec in plan.images if spec.key in keys))

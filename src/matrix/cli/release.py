@@ -34,7 +34,8 @@ def add_registries(parser: argparse.ArgumentParser) -> None:
 
 
 def mirrors(args: argparse.Namespace, plan, registry: str) -> tuple[str, ...]:
-    """The line's mirrors and --mirror, without the primary registry, each once."""
+    """The line's mirrors (when ``registry`` is versions.toml's) and --mirror, without
+    the primary registry, each once."""
     from matrix.config import registry_host
     from matrix.errors import UserError
 
@@ -43,7 +44,10 @@ def mirrors(args: argparse.Namespace, plan, registry: str) -> tuple[str, ...]:
             registry_host(host)
         except ValueError as error:
             raise UserError(f"--mirror: {error}") from None
-    named = dict.fromkeys([*plan.mirrors, *args.mirror])
+    # versions.toml's mirrors go with its registry: a run against another registry (a
+    # local one, say) copies to nothing but the --mirror hosts it names.
+    configured = plan.mirrors if registry == plan.registry else ()
+    named = dict.fromkeys([*configured, *args.mirror])
     return tuple(host for host in named if host != registry)
 
 

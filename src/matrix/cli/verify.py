@@ -10,7 +10,8 @@ HELP = "check that the registry holds the release as planned (exit 1 if not)"
 DESCRIPTION = """\
 Check that every planned image exists under its full tag with every planned
 platform and with the planned version and commit in its annotations, and that
-every sha and floating tag names it, in the registry and in every mirror. Exit 0
+every sha and floating tag names it, in the registry and in every mirror (whose
+images must have the registry's digests). Exit 0
 only when all of it holds; otherwise
 each missing or wrong tag and platform is listed and the exit code is 1.
 Reads manifests only: one GET per image and one HEAD per other tag.
@@ -38,6 +39,17 @@ def run(args: argparse.Namespace) -> int:
         for host in (registry, *release.mirrors(args, plan, registry)):
             state = read_state(client, plan, host)
             problems = verify_problems(plan, state)
+            if host == registry:
+                primary = state.images
+            else:  # a mirror holds the primary's images, byte for byte
+                problems += [
+                    f"{spec.full_target} = {image.digest}, not {primary[spec.key].digest} "
+                    f"as on {registry}"
+                    for spec in plan.images
+                    if (image := state.images.get(spec.key))
+                    and primary.get(spec.key)
+                    and image.digest != primary[spec.key].digest
+                ]
             wrong = [c for c in reconcile(plan, state) if c.action is not Action.KEEP]
             for problem in problems:
                 print(f"{host}/{problem}")

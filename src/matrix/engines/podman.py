@@ -29,6 +29,7 @@ from pathlib import Path
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 
+from matrix.buildid import base_images
 from matrix.engines.base import (
     LOG_TAIL,
     BuildFailed,
@@ -42,6 +43,7 @@ from matrix.engines.base import (
 from matrix.errors import UserError
 from matrix.reference import parse_reference
 from matrix.registry import RegistryClient, RegistryError
+from matrix.registry.client import is_loopback
 from matrix.registry.layout import image_platform, push_layout
 
 LOCAL_REPOSITORY = "localhost/matrix"
@@ -92,11 +94,13 @@ class PodmanEngine:
         workdir: Path,
         *,
         tls_verify: bool = True,
+        insecure_registries: Sequence[str] = (),
         run_id: str | None = None,
         client_call: Sequence[str] = ("podman",),
     ) -> None:
         self.workdir = workdir
         self.tls_verify = tls_verify
+        self.insecure_registries = frozenset(insecure_registries)
         # Local names carry a run id: two runs (or test sessions) never share a list.
         self.run_id = run_id or secrets.token_hex(6)
         self.client_call = list(client_call)
@@ -120,7 +124,7 @@ class PodmanEngine:
         local_list = self.local_list(request)
         images = [self.local_image(request, p) for p in request.platforms]
         builds = tuple(
-            _build_call(request, platform, image, self._registries_env())
+            _build_call(request, platform, image, self._registries_env(request))
             for platform, image in zip(request.platforms, images, strict=True)
         )
         pushes: tuple[Call, ...] = ()
@@ -131,7 +135,7 @@ class PodmanEngine:
             read_back = Call(
                 "run",
                 ([*self.client_call, "manifest", "inspect", f"{request.repository}@{digest}"],),
-                env=self._registries_env(),
+                env=self._registries_env(request),
             )
             cleanup = (Call("manifest.remove", (local_list,)), Call("image.remove", (images,)))
         # python-on-whales has no `manifest add`, and podman's manifest create takes no
@@ -169,7 +173,7 @@ class PodmanEngine:
         (platform,) = request.platforms
         image = self.local_image(request, platform)
         layout = self.layout_path(request)
-        build = _build_call(request, platform, image, self._registries_env())
+        build = _build_call(request, platform, image, self._registries_env(request))
         to_layout = Call(
             "run",
             ([*self.client_call, "push", "--format", "oci", image, f"oci:{layout}:image"],),
@@ -292,17 +296,31 @@ class PodmanEngine:
         )
         return pushed
 
+    def _plain_http_hosts(self, request: BuildRequest) -> list[str]:
+        """The registries podman must talk plain HTTP to for this build: the target
+        (unless TLS is verified) and any base image's that is loopback or named
+        insecure, as matrix's own client treats them."""
+        hosts = [] if self.tls_verify else [_registry_host(request)]
+        dockerfile = request.context / "Dockerfile"
+        if dockerfile.is_file():
+            for base in base_images(dockerfile.read_text(encoding="utf-8"), request.build_args):
+                host = parse_reference(base).registry
+                if is_loopback(host) or host in self.insecure_registries:
+                    hosts.append(host)
+        return list(dict.fromkeys(hosts))
+
     def _write_registries_conf(self, request: BuildRequest) -> None:
-        """Mark the target registry as plain HTTP for podman's pulls (a base image
-        there) and reads; podman's build and inspect have no --tls-verify of their own."""
-        if not self.tls_verify:
+        """podman's build and inspect have no --tls-verify of their own: a
+        registries.conf marks the plain-HTTP registries."""
+        hosts = self._plain_http_hosts(request)
+        if hosts:
             self.workdir.mkdir(parents=True, exist_ok=True)
             self._registries_conf().write_text(
-                f'[[registry]]\nlocation = "{_registry_host(request)}"\ninsecure = true\n'
+                "".join(f'[[registry]]\nlocation = "{host}"\ninsecure = true\n' for host in hosts)
             )
 
-    def _registries_env(self) -> dict[str, str]:
-        if self.tls_verify:
+    def _registries_env(self, request: BuildRequest) -> dict[str, str]:
+        if not self._plain_http_hosts(request):
             return {}
         return {"CONTAINERS_REGISTRIES_CONF": str(self._registries_conf())}
 

@@ -57,6 +57,9 @@ def read_digests(folder: Path) -> dict[tuple[str, str], DigestRecord]:
             data = json.loads(path.read_text(encoding="utf-8"))
             key, platform = data["key"], data["platform"]
             record = DigestRecord(validate_digest(data["digest"]), data.get("build_inputs"))
+            texts = (key, platform, record.build_inputs or "")
+            if not all(isinstance(text, str) for text in texts):
+                raise ValueError("key, platform and build_inputs must be strings")
             if record.build_inputs is not None:
                 inputs = decode_inputs(record.build_inputs)
                 if build_id(inputs) != data.get("build_id"):

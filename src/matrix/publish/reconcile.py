@@ -10,7 +10,7 @@ created, moved or kept.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
@@ -23,7 +23,7 @@ from matrix.buildid import (
     recorded_inputs,
 )
 from matrix.plan import ImageSpec, Plan, TagKind, TagTarget
-from matrix.publish.state import ReleaseState, RemoteImage
+from matrix.publish.state import KEY_ANNOTATION, ReleaseState, RemoteImage
 
 
 class Action(StrEnum):
@@ -64,6 +64,7 @@ def image_problems(spec: ImageSpec, plan: Plan, image: RemoteImage) -> list[str]
 
 Inputs = BuildInputs | Mapping[str, Any]  # or their record, as build jobs hand it over
 STALE = "inputs changed"  # how the reason of a change for new build inputs begins
+LEFT_ALONE = "left alone: refresh moves only tags that named an earlier build of the image"
 
 
 def stale_inputs(image: RemoteImage, inputs: Inputs) -> list[str]:
@@ -87,14 +88,17 @@ def reconcile(
     registry: str = "",
     inputs: Mapping[str, Inputs] | None = None,
     refresh: bool = False,
-    replaced: Mapping[str, str] | None = None,
+    earlier: Mapping[str, Collection[str]] | None = None,
+    only_following: bool = False,
 ) -> list[Change]:
     """Every planned tag's change; each names ``registry`` when one is given.
 
     With ``inputs`` (image key -> build inputs), a full tag whose build id differs
-    is a conflict, or with ``refresh`` an image to rebuild. An image's sha tag may
-    follow its full tag when that is replaced: from the digest the full tag named
-    before, as this run found it or as ``replaced`` (image key -> digest) says.
+    is a conflict, or with ``refresh`` an image to rebuild. ``earlier`` (image key ->
+    digests) names earlier builds of an image, replaced by a refresh: its sha tag may
+    move from them. With ``only_following`` (matrix refresh) a sha or floating tag
+    moves only from an earlier build of its image; any other tag is left alone, so
+    a refresh never undoes a rollback nor finishes someone else's promote.
     """
     changes: list[Change] = []
     for spec in plan.images:
@@ -102,16 +106,28 @@ def reconcile(
         known = inputs[spec.key] if inputs and spec.key in inputs else None
         full = _full_change(spec, plan, image, known, force=force, refresh=refresh)
         changes.append(full)
-        previous = (replaced or {}).get(spec.key)
+        previous = set((earlier or {}).get(spec.key, ()))
         if full.action is not Action.KEEP and full.current:
-            previous = full.current  # replaced now, or refused already: one conflict is enough
+            previous.add(full.current)  # replaced now, or refused already: one conflict is enough
         for target in spec.targets:
-            if target != full.target:
-                current = state.tags.get(target)
-                changes.append(
-                    _tag_change(spec.key, target, current, full.desired, force, previous)
-                )
+            if target == full.target:
+                continue
+            current = state.tags.get(target)
+            change = _tag_change(spec.key, target, current, full.desired, force, previous)
+            if only_following and change.writes and current not in previous:
+                change = replace(change, action=Action.KEEP, reason=LEFT_ALONE)
+            changes.append(change)
     return [replace(change, registry=registry) for change in changes] if registry else changes
+
+
+def is_build_of(image: RemoteImage, plan: Plan, spec: ImageSpec) -> bool:
+    """Whether ``image`` is a build of this image of this release (an earlier one, say):
+    matrix annotated it with the same image key, version and commit."""
+    return (
+        image.annotations.get(KEY_ANNOTATION) == spec.key
+        and image.version == plan.version
+        and image.revision == plan.commit
+    )
 
 
 def _full_change(
@@ -147,13 +163,13 @@ def _tag_change(
     current: str | None,
     desired: str | None,
     force: bool,
-    previous: str | None = None,
+    previous: Collection[str] = (),
 ) -> Change:
     if current is None:
         return Change(key, target, Action.CREATE, None, desired)
     if desired is not None and current == desired:
         return Change(key, target, Action.KEEP, current, desired)
-    if target.kind is TagKind.SHA and not force and current != previous:
+    if target.kind is TagKind.SHA and not force and current not in previous:
         return Change(
             key,
             target,

@@ -25,6 +25,7 @@ from matrix.publish.reconcile import (
     Inputs,
     conflicts,
     image_problems,
+    is_build_of,
     reconcile,
 )
 from matrix.publish.state import (
@@ -33,10 +34,12 @@ from matrix.publish.state import (
     VERSION_ANNOTATION,
     ReleaseState,
     RemoteImage,
+    describe_image,
     read_images,
     read_state,
     reference,
 )
+from matrix.reference import ImageReference
 
 
 class PublishConflict(UserError):
@@ -132,6 +135,7 @@ def publish(
     mirrors: Sequence[str] = (),
     inputs: Mapping[str, Inputs] | None = None,
     refresh: bool = False,
+    only_following: bool = False,
     dry_run: bool = False,
     force: bool = False,
     progress: Progress = lambda key, phase, message: None,
@@ -142,10 +146,20 @@ def publish(
     started = time.monotonic()
     report = PublishReport(plan.version, registry, dry_run, tuple(mirrors))
     states = {r: read_state(client, plan, r) for r in report.registries}
-    judge = {"force": force, "inputs": inputs, "refresh": refresh}
+    judge: dict[str, Any] = {
+        "force": force,
+        "inputs": inputs,
+        "refresh": refresh,
+        "only_following": only_following,
+    }
     report.changes = _reconcile_all(plan, states, **judge)
+    earlier: dict[str, set[str]] = {}
+    if refresh:
+        # A refresh killed half-way left tags on earlier builds: let them follow.
+        earlier = _earlier_builds(client, plan, report.changes)
+        report.changes = _reconcile_all(plan, states, earlier=earlier, **judge)
     _refuse_conflicts(report.changes)
-    _refuse_diverged_mirrors(plan, report, states, force)
+    _refuse_diverged_mirrors(plan, report, states, force=force, refresh=refresh)
     if dry_run:
         return _finish(report, client, started)
 
@@ -187,12 +201,14 @@ def publish(
         )
     # Every registry holds the complete release: only now may floating tags move.
     first = {(c.registry, c.target): c for c in report.changes}
-    # Images replaced in this run (refreshed, forced): their sha tags follow them.
-    replaced = {c.key: c.current for c in report.changes if c.target in full and c.current}
+    # Images replaced in this run (refreshed, forced): their other tags follow them.
+    for change in report.changes:
+        if change.target in full and change.current:
+            earlier.setdefault(change.key, set()).add(change.current)
     now = _reconcile_all(
         plan,
         {r: ReleaseState(images[r], states[r].tags) for r in report.registries},
-        replaced=replaced,
+        earlier=earlier,
         **judge,
     )
     _refuse_conflicts(now)
@@ -287,9 +303,16 @@ def _reconcile_all(plan: Plan, states: dict[str, ReleaseState], **judge) -> list
 
 
 def _refuse_diverged_mirrors(
-    plan: Plan, report: PublishReport, states: dict[str, ReleaseState], force: bool
+    plan: Plan,
+    report: PublishReport,
+    states: dict[str, ReleaseState],
+    *,
+    force: bool,
+    refresh: bool,
 ) -> None:
-    """A mirror's full tag must end up naming the primary's image, byte for byte."""
+    """A mirror's full tag must end up naming the primary's image, byte for byte. It
+    may differ now only as an earlier build of the same image, which a refresh
+    replaces (a refresh killed between the registries leaves that)."""
     if force:
         return
     primary = states[report.registry].images
@@ -297,13 +320,42 @@ def _refuse_diverged_mirrors(
         for spec in plan.images:
             there = states[mirror].images.get(spec.key)
             here = primary.get(spec.key)
-            if there is not None and (here is None or here.digest != there.digest):
-                raise PublishConflict(
-                    f"{mirror}/{spec.full_target} = {there.digest}, but "
-                    f"{report.registry} has {here.digest if here else 'no such image'}: "
-                    "the mirror would no longer match; rerun with --force-republish to "
-                    "replace it"
-                )
+            if there is None or (here is not None and here.digest == there.digest):
+                continue
+            if refresh and is_build_of(there, plan, spec):
+                continue
+            raise PublishConflict(
+                f"{mirror}/{spec.full_target} = {there.digest}, but "
+                f"{report.registry} has {here.digest if here else 'no such image'}: "
+                "the mirror would no longer match; rerun with --force-republish to "
+                "replace it"
+            )
+
+
+def _earlier_builds(client, plan: Plan, changes: Sequence[Change]) -> dict[str, set[str]]:
+    """Image key -> the digests its other tags name that are earlier builds of it (its
+    key, version and commit in their annotations): one GET per distinct digest."""
+    specs = {spec.key: spec for spec in plan.images}
+    full = {spec.full_target for spec in plan.images}
+    wanted = sorted(
+        {
+            (c.key, c.registry, c.target.repository, c.current)
+            for c in changes
+            if c.target not in full and c.current and c.current != c.desired
+        }
+    )
+
+    def earlier(item: tuple[str, str, str, str]) -> bool:
+        key, registry, repository, digest = item
+        manifest = client.get_manifest(ImageReference(registry, repository, None, digest))
+        image = describe_image(manifest.content, manifest.media_type, digest)
+        return is_build_of(image, plan, specs[key])
+
+    found: dict[str, set[str]] = {}
+    for (key, _, _, digest), is_earlier in zip(wanted, client.map(earlier, wanted), strict=True):
+        if is_earlier:
+            found.setdefault(key, set()).add(digest)
+    return found
 
 
 def _mirror(

@@ -124,19 +124,6 @@ def read_state(client, plan: Plan, registry: str) -> ReleaseState:
     return ReleaseState(read_images(client, plan, registry), tags)
 
 
-def release_commit(client, plan: Plan, registry: str) -> str | None:
-    """The commit the release was built from, as its first image's full tag says."""
-    from matrix.registry import RegistryError
-
-    try:
-        manifest = client.get_manifest(reference(registry, plan.images[0].full_target))
-    except RegistryError as error:
-        if error.status == 404:
-            return None
-        raise
-    return describe_image(manifest.content, manifest.media_type, manifest.digest).revision
-
-
 def releases_of(client, registry: str, changes) -> dict[str, str]:
     """digest -> the release version its index is annotated with, for the tags a change
     moves away from (one GET per distinct digest; unannotated ones are left out)."""
