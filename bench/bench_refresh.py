@@ -128,11 +128,14 @@ def measure(folder: Path, host: str, lines: int) -> None:
     elapsed = time.perf_counter() - started
     assert code == 0, "refresh failed"
     releases = json.loads(report.read_text())
-    # Each release's report counts the client's requests so far: the last one has all.
-    requests = releases[-1]["requests"]
+    # Each release's report counts its own requests (the first also the tag lists).
+    requests: dict[str, int] = {}
+    for done in releases:
+        for method, count in done["requests"].items():
+            requests[method] = requests.get(method, 0) + count
     total = sum(requests.values())
     writes = sum(r["writes"] for r in releases)
-    blob_reads = releases[-1]["blob_reads"]
+    blob_reads = sum(r["blob_reads"] for r in releases)
     print(
         f"no-op refresh of {lines} lines, {images} images ({images * 2} platform images): "
         f"{total} requests {dict(sorted(requests.items()))}, {blob_reads} blob reads, "
