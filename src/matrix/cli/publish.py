@@ -39,6 +39,8 @@ examples:
   matrix publish --version 2.11.5 --sha a597971f7156 --digests digests/ --yes
   matrix publish --version 2.11.5 --engine podman --registry 127.0.0.1:5000 --yes
   matrix publish --version 2.11.5 --sha a597971f7156 --mirror ghcr.io --yes
+  matrix publish --version 2.11.5 --sha a597971f7156 --refresh --dry-run
+                                     which images a new base image changed, and how
 """
 
 

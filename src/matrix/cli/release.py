@@ -28,7 +28,8 @@ def add_registries(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="HOST[:PORT]",
-        help="also a registry holding copies (repeatable; added to versions.toml's `mirrors`)",
+        help="also a registry holding copies (repeatable); versions.toml's `mirrors` are "
+        "added when --registry is its own registry",
     )
     options.add_registry_options(parser)
 
