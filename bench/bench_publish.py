@@ -17,7 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.support.images import push_index
-from tests.support.registry_server import start_registry
+from tests.support.registry_server import serving
 
 from matrix.config import load_config
 from matrix.plan import plan_release
@@ -92,14 +92,10 @@ def measure(folder: Path, host: str, pythons: list[str], n: int) -> None:
 
 
 def main() -> None:
-    with tempfile.TemporaryDirectory() as folder:
-        server = start_registry(Path(folder) / "registry")
-        try:
-            measure(Path(folder), server.host, ["3.9", "3.10", "3.11", "3.12"], 1)
-            pythons = [f"3.{m}" for m in range(5, 13)]
-            measure(Path(folder), server.host, pythons, 2)
-        finally:
-            server.stop()
+    with tempfile.TemporaryDirectory() as folder, serving(Path(folder) / "registry") as server:
+        measure(Path(folder), server.host, ["3.9", "3.10", "3.11", "3.12"], 1)
+        pythons = [f"3.{m}" for m in range(5, 13)]
+        measure(Path(folder), server.host, pythons, 2)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.support.images import push_index
-from tests.support.registry_server import start_registry
+from tests.support.registry_server import serving
 
 from matrix.buildid import gather_many
 from matrix.cli import main
@@ -144,14 +144,9 @@ def measure(folder: Path, host: str, lines: int) -> None:
 
 
 def main_bench() -> None:
-    with tempfile.TemporaryDirectory() as scratch:
-        folder = Path(scratch)
-        server = start_registry(folder / "registry")
-        try:
-            for lines in (2, 4):
-                measure(folder, server.host, lines)
-        finally:
-            server.stop()
+    with tempfile.TemporaryDirectory() as scratch, serving(Path(scratch) / "registry") as server:
+        for lines in (2, 4):
+            measure(Path(scratch), server.host, lines)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # tests.support: the registry and image helpers
 
 from tests.support.images import push_index  # noqa: E402
-from tests.support.registry_server import start_registry  # noqa: E402
+from tests.support.registry_server import serving  # noqa: E402
 
 from matrix.reference import parse_reference  # noqa: E402
 from matrix.registry import RegistryClient, retag  # noqa: E402
@@ -57,20 +57,19 @@ def skopeo_round(source, round_number: int) -> float:
 
 
 def main() -> None:
-    with tempfile.TemporaryDirectory() as workdir:
-        server = start_registry(Path(workdir))
-        try:
-            with RegistryClient() as client:
-                source = parse_reference(f"{server.host}/bench/prefect:2.11.5-python3.10")
-                push_index(client, source)
-                runs = [matrix_round(client, source, n) for n in range(ROUNDS)]
-                skopeo = statistics.median(skopeo_round(source, n) for n in range(ROUNDS))
-                # Every tag must name the source's digest, for both tools.
-                digest = client.head_manifest(source).digest
-                for tag in (f"m0-{TAGS - 1}", f"s0-{TAGS - 1}"):
-                    assert client.head_manifest(source.with_tag(tag)).digest == digest
-        finally:
-            server.stop()
+    with (
+        tempfile.TemporaryDirectory() as workdir,
+        serving(Path(workdir)) as server,
+        RegistryClient() as client,
+    ):
+        source = parse_reference(f"{server.host}/bench/prefect:2.11.5-python3.10")
+        push_index(client, source)
+        runs = [matrix_round(client, source, n) for n in range(ROUNDS)]
+        skopeo = statistics.median(skopeo_round(source, n) for n in range(ROUNDS))
+        # Every tag must name the source's digest, for both tools.
+        digest = client.head_manifest(source).digest
+        for tag in (f"m0-{TAGS - 1}", f"s0-{TAGS - 1}"):
+            assert client.head_manifest(source.with_tag(tag)).digest == digest
     seconds = statistics.median(t for t, _ in runs)
     requests = max(r for _, r in runs)
     per_matrix, per_skopeo = seconds / TAGS, skopeo / TAGS

@@ -17,9 +17,8 @@ def registry(tmp_path_factory) -> Iterator[registry_server.RegistryServer]:
     """A plain-HTTP registry on 127.0.0.1, shared by the session (use unique repo names)."""
     if not registry_server.available():
         pytest.fail("docker-registry is not installed: run scripts/test.sh, which installs it")
-    server = registry_server.start_registry(tmp_path_factory.mktemp("registry"))
-    yield server
-    server.stop()
+    with registry_server.serving(tmp_path_factory.mktemp("registry")) as server:
+        yield server
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -52,9 +51,8 @@ def basic_registry(tmp_path_factory) -> Iterator[registry_server.RegistryServer]
     from tests.support.basic_auth import htpasswd_auth
 
     workdir = tmp_path_factory.mktemp("basic-registry")
-    server = registry_server.start_registry(workdir, auth=htpasswd_auth(workdir, BASIC_USERS))
-    yield server
-    server.stop()
+    with registry_server.serving(workdir, auth=htpasswd_auth(workdir, BASIC_USERS)) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
@@ -72,9 +70,8 @@ def token_registry(tmp_path_factory):
         },
         anonymous={"public/*": {"pull"}},
     )
-    server = registry_server.start_registry(workdir, auth=issuer.auth_config())
-    yield server, issuer
-    server.stop()
+    with registry_server.serving(workdir, auth=issuer.auth_config()) as server:
+        yield server, issuer
     issuer.stop()
 
 

@@ -16,7 +16,7 @@ from matrix.engines.podman import PodmanEngine
 from matrix.reference import ImageReference
 from matrix.registry import RegistryClient, retag
 from tests.conftest import BASIC_USERS
-from tests.support.publishing import count_lines, kill_when
+from tests.support.publishing import count_lines, kill_when, tags_of
 
 FIXTURE = Path(__file__).with_name("fixtures") / "based"
 COMMIT = "abcdef1234567"
@@ -69,12 +69,7 @@ class Based:
         )
 
     def tags(self, host: str | None = None) -> dict[str, str]:
-        with RegistryClient() as client:
-            repository = ImageReference(host or self.host, self.repository)
-            return {
-                tag: client.head_manifest(repository.with_tag(tag)).digest
-                for tag in client.list_tags(repository)
-            }
+        return tags_of(ImageReference(host or self.host, self.repository))
 
 
 def test_refresh_rebuilds_exactly_the_images_on_a_moved_base(tmp_path, registry, podman, capsys):

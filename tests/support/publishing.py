@@ -86,12 +86,7 @@ class Release:
 
     def tags(self, host: str | None = None) -> dict[str, str]:
         """Every tag of the repository (in ``host``, default the primary) and its digest."""
-        with RegistryClient() as client:
-            repository = ImageReference(host or self.host, self.repository)
-            return {
-                tag: client.head_manifest(repository.with_tag(tag)).digest
-                for tag in client.list_tags(repository)
-            }
+        return tags_of(ImageReference(host or self.host, self.repository))
 
     def assert_no_floating_tag_names_an_incomplete_release(self, host: str | None = None) -> None:
         host = host or self.host
@@ -107,6 +102,15 @@ class Release:
             for target in spec.targets:
                 if target.tag in tags:
                     assert tags[target.tag] == tags[spec.full_target.tag], target.tag
+
+
+def tags_of(repository: ImageReference) -> dict[str, str]:
+    """Every tag of a repository and the digest it names."""
+    with RegistryClient() as client:
+        return {
+            tag: client.head_manifest(repository.with_tag(tag)).digest
+            for tag in client.list_tags(repository)
+        }
 
 
 def kill_when(args: list[str], seen_enough) -> list[str]:

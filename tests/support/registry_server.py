@@ -5,6 +5,7 @@ Each server gets a free port and its own storage folder; it listens on loopback 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import socket
@@ -12,6 +13,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,6 +71,16 @@ def start_registry(workdir: Path, auth: dict[str, Any] | None = None) -> Registr
     server = RegistryServer(f"127.0.0.1:{port}", storage, config_path, process)
     _wait_ready(server, workdir / "registry.log")
     return server
+
+
+@contextlib.contextmanager
+def serving(workdir: Path, auth: dict[str, Any] | None = None) -> Iterator[RegistryServer]:
+    """A registry for the ``with`` block, stopped however it ends."""
+    server = start_registry(workdir, auth)
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def _wait_ready(server: RegistryServer, log: Path, timeout: float = 20.0) -> None:

@@ -109,7 +109,6 @@ def run(args: argparse.Namespace) -> int:
             registry,
             builder,
             reporter,
-            mirrors=release.mirrors(args, plan, registry),
             inputs=inputs,
             refresh=args.refresh,
             force=args.force_republish,
@@ -125,8 +124,11 @@ def run(args: argparse.Namespace) -> int:
 
 def publish_confirmed(args, client, plan, registry: str, builder, reporter, **judge):
     """The run --dry-run asks for, or the real one: after a dry run that asks before
-    writing, unless --yes (CI), where the real run reads the registry only once."""
+    writing, unless --yes (CI), where the real run reads the registry only once. The
+    mirrors are versions.toml's and --mirror's."""
     from matrix.publish.run import publish
+
+    judge["mirrors"] = release.mirrors(args, plan, registry)
 
     if args.dry_run:
         return publish(client, plan, registry, builder, dry_run=True, **judge)

@@ -83,7 +83,6 @@ def run(args: argparse.Namespace) -> int:
                 registry,
                 builder,
                 reporter,
-                mirrors=release.mirrors(args, plan, registry),
                 inputs=inputs,
                 refresh=True,
                 only_following=True,
@@ -106,17 +105,17 @@ def published_part(client, loaded, version, known, registry: str):
     from dataclasses import replace
 
     from matrix.plan import plan_release
-    from matrix.publish.state import describe_image, reference
+    from matrix.publish.state import read_image, reference
 
     plan = plan_release(loaded, str(version), known=known)
     heads = client.map(
         lambda s: client.head_manifest(reference(registry, s.full_target)), plan.images
     )
     there = [spec for spec, head in zip(plan.images, heads, strict=True) if head is not None]
-    commit = None
-    if there:  # one GET: matrix annotates every full tag with the commit
-        manifest = client.get_manifest(reference(registry, there[0].full_target))
-        commit = describe_image(manifest.content, manifest.media_type, manifest.digest).revision
+    # One GET: matrix annotates every full tag with the commit.
+    commit = (
+        read_image(client, reference(registry, there[0].full_target)).revision if there else None
+    )
     if commit:
         plan = plan_release(loaded, str(version), commit=commit, known=known)
     keys = {spec.key for spec in there}

@@ -34,7 +34,7 @@ from matrix.publish.state import (
     VERSION_ANNOTATION,
     ReleaseState,
     RemoteImage,
-    describe_image,
+    read_image,
     read_images,
     read_state,
     reference,
@@ -215,7 +215,7 @@ def publish(
     # What the full tags needed (built, copied) stays in the report, not their "keep" now.
     report.changes = [first[(c.registry, c.target)] if c.target in full else c for c in now]
     for r in report.registries:
-        _promote(client, plan, r, report, images[r], progress, exclude=full)
+        _promote(client, plan, r, report, images[r], progress)
     return _finish(report, client, started)
 
 
@@ -246,7 +246,7 @@ def promote(
         return _finish(report, client, started)
     images = {r: verify_images(client, plan, r, progress) for r in report.registries}
     for r in report.registries:
-        _promote(client, plan, r, report, images[r], progress, exclude=full)
+        _promote(client, plan, r, report, images[r], progress)
     return _finish(report, client, started)
 
 
@@ -347,8 +347,7 @@ def _earlier_builds(client, plan: Plan, changes: Sequence[Change]) -> dict[str, 
 
     def earlier(item: tuple[str, str, str, str]) -> bool:
         key, registry, repository, digest = item
-        manifest = client.get_manifest(ImageReference(registry, repository, None, digest))
-        image = describe_image(manifest.content, manifest.media_type, digest)
+        image = read_image(client, ImageReference(registry, repository, None, digest))
         return is_build_of(image, plan, specs[key])
 
     found: dict[str, set[str]] = {}
@@ -392,13 +391,13 @@ def _promote(
     report: PublishReport,
     images: dict[str, RemoteImage],
     progress: Progress,
-    *,
-    exclude: set,
 ) -> None:
+    """Write the sha and floating tags of ``report.changes`` in ``registry``."""
     from matrix.registry import copy_content
 
+    full = {spec.full_target for spec in plan.images}
     writes = [
-        c for c in report.changes if c.writes and c.target not in exclude and c.registry == registry
+        c for c in report.changes if c.writes and c.target not in full and c.registry == registry
     ]
     by_image: dict[str, list[Change]] = {}
     for change in writes:

@@ -95,18 +95,23 @@ def _platform_name(platform: Mapping[str, str]) -> str:
     return "/".join(part for part in parts if part)
 
 
+def read_image(client, ref: ImageReference) -> RemoteImage:
+    """The manifest under ``ref`` (a tag or a digest), described: one GET, no blob."""
+    manifest = client.get_manifest(ref)
+    return describe_image(manifest.content, manifest.media_type, manifest.digest)
+
+
 def read_images(client, plan: Plan, registry: str) -> dict[str, RemoteImage | None]:
     """Every image's full tag: one GET each (a 404 is simply absent)."""
     from matrix.registry import RegistryError
 
     def full_image(spec: ImageSpec) -> RemoteImage | None:
         try:
-            manifest = client.get_manifest(reference(registry, spec.full_target))
+            return read_image(client, reference(registry, spec.full_target))
         except RegistryError as error:
             if error.status == 404:
                 return None
             raise
-        return describe_image(manifest.content, manifest.media_type, manifest.digest)
 
     images = client.map(full_image, plan.images)
     return dict(zip((spec.key for spec in plan.images), images, strict=True))
@@ -131,8 +136,7 @@ def releases_of(client, registry: str, changes) -> dict[str, str]:
 
     def version(item: tuple[str, str]) -> str | None:
         repository, digest = item
-        manifest = client.get_manifest(ImageReference(registry, repository, None, digest))
-        return describe_image(manifest.content, manifest.media_type, digest).version
+        return read_image(client, ImageReference(registry, repository, None, digest)).version
 
     found = client.map(version, sorted(wanted))
     return {digest: v for (_, digest), v in zip(sorted(wanted), found, strict=True) if v}
