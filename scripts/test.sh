@@ -20,8 +20,8 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 python3 -m pip install -q -e '.[test]'
-python3 -m ruff check src tests bench
-python3 -m ruff format --check src tests bench
+python3 -m ruff check matrix tests bench
+python3 -m ruff format --check matrix tests bench
 # The workflows: actionlint (runs shellcheck on run: scripts when it is installed),
 # and zizmor with its strictest persona, offline: no GitHub API, no network at all.
 actionlint

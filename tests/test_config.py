@@ -6,7 +6,8 @@ import re
 
 import pytest
 
-from matrix.config import PACKAGED_CONFIG, load_config
+from matrix.config import load_config
+from matrix.data import PACKAGED_CONFIG
 from matrix.errors import ConfigError
 from matrix.versions import parse_version
 

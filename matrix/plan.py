@@ -78,6 +78,7 @@ class Plan:
     images: tuple[ImageSpec, ...]
     notes: tuple[str, ...] = field(default=())  # assumptions the plan made, for people
     mirrors: tuple[str, ...] = ()  # registries that get copies of every image
+    config: str = ""  # the versions.toml the facts came from, and why that one
 
     @property
     def targets(self) -> list[TagTarget]:
@@ -201,6 +202,7 @@ def plan_release(
         images=tuple(specs),
         notes=tuple(notes),
         mirrors=facts.mirrors,
+        config=loaded.described,
     )
 
 

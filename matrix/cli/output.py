@@ -23,6 +23,7 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         "registry": plan.registry,
         "mirrors": list(plan.mirrors),
         "line": plan.line,
+        "config": plan.config,
         "notes": list(plan.notes),
         "images": [
             {
@@ -114,7 +115,8 @@ def markdown_summary(plan: Plan) -> str:
             f"| {spec.repository} | {spec.python} | {spec.flavor} | "
             f"{', '.join(spec.platforms)} | {tags} |"
         )
-    rows += ["", _summary_line(plan), *(f"> {note}" for note in plan.notes), ""]
+    rows += ["", _summary_line(plan), f"facts: {plan.config}"]
+    rows += [*(f"> {note}" for note in plan.notes), ""]
     return "\n".join(rows) + "\n"
 
 
@@ -147,5 +149,6 @@ def print_table(plan: Plan) -> None:
             table.add_row(repository, spec.python, spec.flavor, platforms, "\n".join(tags))
     console.print(table)
     console.print(_summary_line(plan), highlight=False)
+    console.print(f"facts: {plan.config}", highlight=False)
     for note in plan.notes:
         console.print(f"note: {note}", style="yellow", highlight=False)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -25,11 +25,10 @@ from pydantic import (
     model_validator,
 )
 
+from matrix.data import find_config
 from matrix.errors import ConfigError, InvalidReference, PlanError, VersionError
 from matrix.reference import parse_reference
 from matrix.versions import parse_version
-
-PACKAGED_CONFIG = Path(__file__).with_name("versions.toml")
 
 _PYTHON_RE = re.compile(r"3\.\d{1,2}")
 _PLATFORM_RE = re.compile(r"[a-z0-9]+/[a-z0-9_]+(?:/[a-z0-9]+)?")
@@ -222,6 +221,12 @@ class LoadedConfig:
     source: str  # shown in messages
     templates_dir: Path
     facts: tuple[LineFacts, ...]
+    origin: str = ""  # why this file: "--config", "the current folder", "packaged with matrix"
+
+    @property
+    def described(self) -> str:
+        """The file and why it was chosen, for a plan's header."""
+        return f"{self.source} ({self.origin})" if self.origin else self.source
 
     def covers(self, version: Version) -> bool:
         """Whether a [[lines]] entry covers ``version``."""
@@ -292,14 +297,16 @@ def _resolve(config: Config, line: LineConfig, index: int) -> LineFacts:
 
 
 def load_config(path: str | Path | None = None) -> LoadedConfig:
-    """Load versions.toml from ``path``, or the one packaged with matrix."""
-    path = PACKAGED_CONFIG if path is None else Path(path)
+    """Load versions.toml from ``path`` (``--config``), else the current folder's, else
+    the one packaged with matrix (see ``matrix.data.find_config``)."""
+    path, why = find_config(path)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         reason = getattr(error, "strerror", None) or str(error)
         raise ConfigError(f"{path}: cannot read the config: {reason}") from None
-    return parse_config(text, source=str(path), base_dir=path.parent)
+    loaded = parse_config(text, source=str(path), base_dir=path.parent)
+    return replace(loaded, origin=why)
 
 
 def parse_config(text: str, source: str, base_dir: Path) -> LoadedConfig:

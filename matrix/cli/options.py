@@ -13,7 +13,8 @@ def add_config(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config",
         metavar="FILE",
-        help="versions.toml to use (default: the one packaged with matrix)",
+        help="versions.toml to use (default: ./versions.toml when the current folder has "
+        "one, else the one packaged with matrix)",
     )
 
 
