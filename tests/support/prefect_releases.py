@@ -1,0 +1,64 @@
+"""Prefect's 2.x and 3.x release history, in publish order, for tests and benchmarks.
+
+Built from how Prefect releases rather than stored as a list: each minor line
+publishes its patches in order; 2.6.9.post1 follows 2.6.9; 3.0.0 was preceded by
+twenty release candidates; from 3.0.5 on, nightlies X.Y.Z.dev1, dev2, ... come
+before the final X.Y.Z (and a patch may get nightlies but never a final, when the
+next minor came first). The 2.x patches published after 3.0.0rc1 (2.19.4 on) are
+spread evenly through the 3.x releases, as they were published between them. The
+counts are those of Prefect's release tags up to 3.8.4.dev6.
+"""
+
+from __future__ import annotations
+
+# Finals per 2.x minor line: 2.0.0-2.0.4, 2.1.0-2.1.1, ...
+FINALS_2X = (5, 2, 1, 3, 6, 1, 10, 13, 8, 1, 22, 6, 2, 9, 22, 1, 10, 2, 4, 10, 26)
+# The last 2.x release published before 3.0.0rc1.
+LAST_2X_BEFORE_3X = "2.19.3"
+RELEASE_CANDIDATES_3_0_0 = 20
+# Per 3.x minor line: the number of finals, and the nightlies before each patch
+# (index = patch; an index past the last final is a patch that got only nightlies).
+LINES_3X = {
+    0: (12, "0 0 0 0 0 4 0 0 0 3 0 10 3"),
+    1: (16, "0 6 2 5 0 5 9 4 1 3 3 5 5 6 4 6 7"),
+    2: (16, "0 0 2 0 0 0 0 1 4 0 4 0 4 4 4 9 1"),
+    3: (8, "0 0 2 1 3 4 4 1 4"),
+    4: (26, "0 5 5 2 2 5 2 9 8 5 1 5 4 3 4 4 6 0 5 5 2 5 0 3 5 5 6"),
+    5: (1, "0 4"),
+    6: (30, "0 1 1 3 1 7 5 9 3 1 5 5 5 2 7 0 7 6 6 3 5 5 8 4 5 7 6 5 6 4 4"),
+    7: (9, "0 9 5 7 4 6 4 2 4 7"),
+    8: (4, "0 5 6 3 6"),
+}
+
+
+def releases_2x() -> list[str]:
+    versions = []
+    for minor, finals in enumerate(FINALS_2X):
+        for patch in range(finals):
+            versions.append(f"2.{minor}.{patch}")
+            if (minor, patch) == (6, 9):
+                versions.append("2.6.9.post1")
+    return versions
+
+
+def releases_3x() -> list[str]:
+    versions = [f"3.0.0rc{n}" for n in range(1, RELEASE_CANDIDATES_3_0_0 + 1)]
+    for minor, (finals, nightlies) in LINES_3X.items():
+        for patch, count in enumerate(int(n) for n in nightlies.split()):
+            versions += [f"3.{minor}.{patch}.dev{n}" for n in range(1, count + 1)]
+            if patch < finals:
+                versions.append(f"3.{minor}.{patch}")
+    return versions
+
+
+def prefect_history() -> list[str]:
+    """Every 2.x and 3.x release, oldest first, one version string each."""
+    two, three = releases_2x(), releases_3x()
+    cut = two.index(LAST_2X_BEFORE_3X) + 1
+    history, later_2x = two[:cut], two[cut:]
+    step = len(three) / len(later_2x)
+    for index, version in enumerate(three):
+        history.append(version)
+        while later_2x and len(two) - len(later_2x) - cut < (index + 1) / step:
+            history.append(later_2x.pop(0))
+    return history + later_2x
