@@ -17,7 +17,7 @@ from packaging.version import Version
 from matrix.config import LineFacts, LoadedConfig
 from matrix.errors import PlanError
 from matrix.tags import slugify_tag, validate_tag
-from matrix.versions import Kind, commit_from_local, kind, newest_final, parse_version
+from matrix.versions import Kind, commit_from_local, kind, newer_finals, parse_version
 
 _COMMIT_RE = re.compile(r"[0-9a-f]{7,40}")
 
@@ -109,9 +109,9 @@ def decide_newest(version: Version, known: Iterable[Version] | None, latest: boo
             f"{version.major}.{version.minor} and of {version.major}.x "
             "(use --releases FILE, --registry, or --latest/--no-latest)",
         )
-    everything = [*known, version]
-    minor = newest_final(everything, version.major, version.minor) == version
-    major = minor and newest_final(everything, version.major) == version
+    newer_in_minor, newer_in_major = newer_finals(known, version)
+    minor = not newer_in_minor
+    major = minor and not newer_in_major
     if latest:
         # By hand, e.g. a rollback: newest of its minor line as of its major.
         return Newest(True, True, "--latest: treated as the newest release of its line")

@@ -53,11 +53,6 @@ def kind(version: Version) -> Kind:
     return Kind.FINAL
 
 
-def line_of(version: Version) -> tuple[int, int]:
-    """The minor release line, ``(2, 11)`` for 2.11.5."""
-    return version.major, version.minor
-
-
 def commit_from_local(version: Version) -> str | None:
     """The commit of a versioneer-style local segment: ``abc1234`` from ``+12.gabc1234``."""
     if version.local is None:
@@ -90,6 +85,19 @@ def newest_final(
         if kind(v) is Kind.FINAL and v.major == major and (minor is None or v.minor == minor)
     ]
     return max(candidates, default=None)
+
+
+def newer_finals(versions: Iterable[Version], version: Version) -> tuple[bool, bool]:
+    """Whether ``versions`` hold a final release newer than ``version`` in its minor
+    line, and in its major. One pass: a releases file holds a project's whole history."""
+    in_minor = in_major = False
+    for other in versions:
+        if other > version and other.major == version.major and kind(other) is Kind.FINAL:
+            in_major = True
+            if other.minor == version.minor:
+                in_minor = True
+                break
+    return in_minor, in_major
 
 
 LineSelector = tuple[int, int | None]  # (3, 8) for 3.8, (3, None) for 3.x
