@@ -6,10 +6,11 @@ names the file, the line, the key, the value and what was expected.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import re
 import tomllib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -147,30 +148,71 @@ class LineConfig(LineSettings):
     @field_validator("versions")
     @classmethod
     def _versions(cls, value: str) -> str:
-        _bounds(value)
+        parse_span(value)
         return value
 
     @property
-    def bounds(self) -> tuple[Version, Version]:
-        return _bounds(self.versions)
+    def span(self) -> Span:
+        return parse_span(self.versions)
 
 
-def _bounds(text: str) -> tuple[Version, Version]:
-    """``">=2.10.20, <2.12.0"`` -> (2.10.20, 2.12.0); nothing else is accepted."""
-    expected = "expected '>=X.Y.Z, <X.Y.Z'"
+@dataclass(frozen=True)
+class Span:
+    """The releases of one [[lines]] entry: ``low <= release < high`` in PEP 440 order."""
+
+    low: Version
+    high: Version
+    low_text: str  # the bounds as written, for messages
+    high_text: str | None  # None: open-ended, the rest of the major
+
+    @property
+    def open_ended(self) -> bool:
+        return self.high_text is None
+
+    def __contains__(self, release: Version) -> bool:
+        return self.low <= release_point(release) < self.high
+
+
+def parse_span(text: str) -> Span:
+    """``">=2.10.20, <2.12.0"``, ``">=3.2.15.dev5, <3.3.1"`` or ``">=3.6.13.dev2"``.
+
+    A plain ``X.Y.Z`` bound stands for ``X.Y.Z.dev0``, so X.Y.Z's pre-releases belong
+    to the entry it begins; a bound naming a pre-release (or a dev or post release)
+    is that exact version. Without an upper bound the entry is open-ended: it covers
+    the rest of its major, so a new minor is planned with the newest facts.
+    """
+    expected = "expected '>=X.Y.Z, <X.Y.Z' or '>=X.Y.Z' (bounds may name pre-releases)"
     try:
-        specifiers = {s.operator: s.version for s in SpecifierSet(text)}
+        specifiers = [(s.operator, s.version) for s in SpecifierSet(text)]
     except InvalidSpecifier:
         raise ValueError(f"{expected}, got {text!r}") from None
-    if set(specifiers) != {">=", "<"}:
+    written = dict(specifiers)
+    if sorted(operator for operator, _ in specifiers) not in ([">="], ["<", ">="]):
         raise ValueError(f"{expected}, got {text!r}")
     try:
-        low, high = parse_version(specifiers[">="]), parse_version(specifiers["<"])
+        low = _bound(written[">="])
+        high = _bound(written["<"]) if "<" in written else None
     except VersionError as error:
         raise ValueError(f"{expected}: {error}") from None
+    if high is None:
+        # The next major begins at its first possible version, X+1.0.0.dev0.
+        return Span(low, Version(f"{low.major + 1}.0.0.dev0"), written[">="], None)
     if not low < high:
         raise ValueError(f"empty range {text!r}: the lower bound must be below the upper")
-    return low, high
+    return Span(low, high, written[">="], written["<"])
+
+
+def _bound(text: str) -> Version:
+    version = parse_version(text)  # SpecifierSet already refused a local segment
+    if version.is_prerelease or version.is_postrelease:
+        return version
+    return Version(f"{version.base_version}.dev0")
+
+
+def release_point(version: Version) -> Version:
+    """Where ``version`` falls among [[lines]] bounds: a dev build (``+local``) sits
+    with the release it was built from."""
+    return Version(version.public) if version.local is not None else version
 
 
 class Config(_Strict):
@@ -188,12 +230,6 @@ class Config(_Strict):
             for flavor in image.flavors:
                 if flavor not in self.flavors:
                     raise ValueError(f"image {name!r} names flavor {flavor!r}, not in [flavors]")
-        ordered = sorted(enumerate(self.lines), key=lambda pair: pair[1].bounds[0])
-        for (i, before), (j, after) in itertools.pairwise(ordered):
-            if before.bounds[1] > after.bounds[0]:
-                raise ValueError(
-                    f"lines[{i}] ({before.versions}) overlaps lines[{j}] ({after.versions})"
-                )
         return self
 
 
@@ -210,6 +246,7 @@ class LineFacts:
     latest_python: str
     python: dict[str, tuple[str, ...]]  # flavor -> Pythons, in file order
     build_args: dict[str, dict[str, str]]  # flavor -> args this line sets
+    span: Span
     mirrors: tuple[str, ...] = ()  # registries that get copies, besides `registry`
 
 
@@ -220,8 +257,12 @@ class LoadedConfig:
     config: Config
     source: str  # shown in messages
     templates_dir: Path
-    facts: tuple[LineFacts, ...]
+    facts: tuple[LineFacts, ...]  # ordered by their spans, oldest first
     origin: str = ""  # why this file: "--config", "the current folder", "packaged with matrix"
+    _lows: tuple[Version, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_lows", tuple(facts.span.low for facts in self.facts))
 
     @property
     def described(self) -> str:
@@ -237,29 +278,39 @@ class LoadedConfig:
         return True
 
     def facts_for(self, version: Version) -> LineFacts:
-        release = Version(version.base_version)
-        for line, facts in zip(self.config.lines, self.facts, strict=True):
-            low, high = line.bounds
-            if low <= release < high:
-                return facts
+        point = release_point(version)
+        index = bisect.bisect_right(self._lows, point) - 1
+        if index >= 0 and point < self.facts[index].span.high:
+            return self.facts[index]
+        majors = {facts.span.low.major for facts in self.facts}
+        unknown = "" if version.major in majors else f": major {version.major} has no entry"
         raise PlanError(
-            f"no [[lines]] entry of {self.source} covers {version} "
-            f"(it covers {_describe_coverage(self.config.lines)})"
+            f"no [[lines]] entry of {self.source} covers {version}{unknown} "
+            f"(it covers {_describe_coverage(self.facts)})"
         )
 
 
-def _describe_coverage(lines: list[LineConfig]) -> str:
-    spans: list[list[Version]] = []
-    for low, high in sorted(line.bounds for line in lines):
-        if spans and spans[-1][1] == low:
-            spans[-1][1] = high
+def _describe_coverage(facts: tuple[LineFacts, ...]) -> str:
+    """``2.0.0 and the rest of 2.x and 3.x``, or ``2.0.0 up to 2.12.0 (excluded)``."""
+    runs: list[list[Span]] = []
+    for span in (f.span for f in facts):
+        if runs and runs[-1][-1].high == span.low:
+            runs[-1].append(span)
         else:
-            spans.append([low, high])
-    return ", ".join(f"{low} up to {high} (excluded)" for low, high in spans)
+            runs.append([span])
+    described = []
+    for run in runs:
+        first, last = run[0], run[-1]
+        if last.open_ended:
+            majors = sorted({s.low.major for s in run if s.open_ended})
+            rest = " and ".join(f"{major}.x" for major in majors)
+            described.append(f"{first.low_text} and the rest of {rest}")
+        else:
+            described.append(f"{first.low_text} up to {last.high_text} (excluded)")
+    return ", ".join(described)
 
 
-def _resolve(config: Config, line: LineConfig, index: int) -> LineFacts:
-    where = f"lines[{index}] ({line.versions})"
+def _resolve(config: Config, line: LineConfig) -> LineFacts:
     merged: dict[str, Any] = {}
     for name in LineSettings.model_fields:
         value = getattr(line, name)
@@ -269,19 +320,19 @@ def _resolve(config: Config, line: LineConfig, index: int) -> LineFacts:
         elif merged[name] is None and name == "mirrors":
             merged[name] = []
         elif merged[name] is None:
-            raise ValueError(f"{where}: no {name!r}, and [defaults] gives none")
+            raise ValueError(f"no {name!r}, and [defaults] gives none")
     for image in merged["images"]:
         if image not in config.images:
-            raise ValueError(f"{where}: image {image!r} is not in [images]")
+            raise ValueError(f"image {image!r} is not in [images]")
     for flavor in list(merged["python"]) + list(merged["build_args"]):
         if flavor not in config.flavors:
-            raise ValueError(f"{where}: flavor {flavor!r} is not in [flavors]")
+            raise ValueError(f"flavor {flavor!r} is not in [flavors]")
     for flavor, pythons in merged["python"].items():
         if len(set(pythons)) != len(pythons):
-            raise ValueError(f"{where}: python.{flavor} lists a version twice")
+            raise ValueError(f"python.{flavor} lists a version twice")
     latest = merged["latest_python"]
     if latest not in merged["python"].get("standard", ()):
-        raise ValueError(f"{where}: latest_python {latest!r} is not in python.standard")
+        raise ValueError(f"latest_python {latest!r} is not in python.standard")
     return LineFacts(
         versions=line.versions,
         platforms=tuple(merged["platforms"]),
@@ -292,6 +343,7 @@ def _resolve(config: Config, line: LineConfig, index: int) -> LineFacts:
         latest_python=latest,
         python={flavor: tuple(pythons) for flavor, pythons in merged["python"].items()},
         build_args=dict(merged["build_args"]),
+        span=line.span,
         mirrors=tuple(merged["mirrors"]),
     )
 
@@ -318,10 +370,25 @@ def parse_config(text: str, source: str, base_dir: Path) -> LoadedConfig:
         config = Config.model_validate(data)
     except ValidationError as error:
         raise ConfigError(_describe(error, text, source)) from None
-    try:
-        facts = tuple(_resolve(config, line, i) for i, line in enumerate(config.lines))
-    except ValueError as error:
-        raise ConfigError(f"{source}: {error}") from None
+
+    def row(index: int) -> int | None:
+        return _locate(text, ("lines", index, "versions"))
+
+    resolved = []
+    for index, line in enumerate(config.lines):
+        try:
+            resolved.append((index, _resolve(config, line)))
+        except ValueError as error:
+            where = f"{source}:{row(index)}: lines[{index}] ({line.versions})"
+            raise ConfigError(f"{where}: {error}") from None
+    resolved.sort(key=lambda pair: pair[1].span.low)
+    for (i, before), (j, after) in itertools.pairwise(resolved):
+        if before.span.high > after.span.low:
+            raise ConfigError(
+                f"{source}:{row(i)}: lines[{i}] ({before.versions}) overlaps "
+                f"lines[{j}] ({after.versions}) at line {row(j)}"
+            )
+    facts = tuple(facts for _, facts in resolved)
     return LoadedConfig(config, source, base_dir / config.templates, facts)
 
 

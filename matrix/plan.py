@@ -147,6 +147,11 @@ def plan_release(
         )
     newest = decide_newest(version, known, latest)
     notes = [newest.note] if newest.note else []
+    if facts.span.open_ended:
+        notes.append(
+            f"line {facts.versions} of versions.toml is open-ended: {version} is planned "
+            f"with the newest {version.major}.x facts"
+        )
     if commit is None and release_kind is Kind.FINAL and facts.release_sha_tags:
         notes.append("no commit given (--sha): sha tags are left out")
 

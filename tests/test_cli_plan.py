@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from matrix.cli import main
+from tests.support.prefect_releases import prefect_history
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -79,6 +80,48 @@ def test_releases_file_drives_newest_in_line(capsys, tmp_path):
     assert floating and all(tag.startswith("2.10-python") for tag in floating)
 
 
+@pytest.mark.parametrize(
+    ("version", "floating"),
+    [
+        # 2.x patches went on after 3.x began: 2.20.25 is still the newest 2.x final.
+        ("2.20.25", {"2.20-python3.10", "2-python3.10", "2-latest"}),
+        ("3.7.9", {"3.7-python3.10"}),  # a backport after 3.8: its minor tags only
+        ("3.7.7", set()),  # a rerun of an older patch moves nothing
+        ("3.8.3", {"3.8-python3.10", "3-python3.10", "3-latest"}),
+        ("3.8.4.dev6", set()),
+    ],
+)
+def test_prefect_history_as_the_releases_file(capsys, tmp_path, version, floating):
+    releases = tmp_path / "releases.txt"
+    history = prefect_history()
+    releases.write_text("\n".join(history) + "\n")
+    code, out, err = run(
+        capsys, "plan", "--version", version, "--releases", str(releases), "--format", "json"
+    )
+    assert (code, err) == (0, "")
+    plan = json.loads(out)
+    tags = {
+        t["tag"] for i in plan["images"] if i["image"] == "prefecthq/prefect" for t in i["targets"]
+    }
+    assert {t for t in tags if t.endswith(("-python3.10", "-latest"))} - {
+        f"{version}-python3.10",
+    } == floating
+
+
+def test_a_release_newer_than_versions_toml_is_planned_and_says_so(capsys):
+    code, out, err = run(capsys, "plan", "--version", "3.10.0", "--format", "json")
+    assert (code, err) == (0, "")
+    plan = json.loads(out)
+    assert plan["line"] == ">=3.6.13.dev2"
+    assert (
+        "line >=3.6.13.dev2 of versions.toml is open-ended: 3.10.0 is planned with the "
+        "newest 3.x facts"
+    ) in plan["notes"]
+    assert plan["summary"]["images"] == 20  # 3.10-3.14 x 3 flavors + 5 client images
+    code, out, _ = run(capsys, "plan", "--version", "3.10.0")
+    assert code == 0 and "open-ended" in out
+
+
 def test_github_format_writes_outputs_and_summary(capsys, tmp_path, monkeypatch):
     output, summary = tmp_path / "output", tmp_path / "summary.md"
     monkeypatch.setenv("GITHUB_OUTPUT", str(output))
@@ -103,7 +146,8 @@ def test_github_format_writes_outputs_and_summary(capsys, tmp_path, monkeypatch)
     ("argv", "message"),
     [
         (["plan", "--version", "2.x"], "invalid version '2.x'"),
-        (["plan", "--version", "9.0.0"], "covers 9.0.0"),
+        (["plan", "--version", "9.0.0"], "covers 9.0.0: major 9 has no entry"),
+        (["plan", "--version", "4.0.0rc1"], "covers 4.0.0rc1: major 4 has no entry"),
         (["plan", "--version", "2.11.5", "--python", "3.13"], "no image for Python 3.13"),
         (["plan", "--version", "2.11.5", "--flavor", "gpu"], "no 'gpu' flavor"),
         (["plan", "--version", "2.11.5", "--config", "/nonexistent.toml"], "cannot read"),

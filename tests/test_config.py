@@ -6,10 +6,11 @@ import re
 
 import pytest
 
-from matrix.config import load_config
+from matrix.config import load_config, parse_span
 from matrix.data import PACKAGED_CONFIG
 from matrix.errors import ConfigError
 from matrix.versions import parse_version
+from tests.support.prefect_releases import prefect_history
 
 PACKAGED = PACKAGED_CONFIG.read_text(encoding="utf-8")
 
@@ -29,13 +30,67 @@ def line_number(text: str, needle: str) -> int:
     return text.splitlines().index(needle) + 1
 
 
-def test_packaged_config_covers_every_2x_and_3x_line():
+def test_packaged_config_covers_every_2x_and_3x_release_and_nothing_else():
     loaded = load_config()
-    for minor in range(21):
-        assert loaded.facts_for(parse_version(f"2.{minor}.0"))
-    for minor in range(9):
-        assert loaded.facts_for(parse_version(f"3.{minor}.0"))
+    for version in [*prefect_history(), "2.21.0", "3.9.1", "3.10.0", "3.99.0rc1"]:
+        assert loaded.covers(parse_version(version)), version
+    for version in ["1.4.0", "1.99.99", "4.0.0.dev0", "4.0.0rc1", "4.0.0"]:
+        assert not loaded.covers(parse_version(version)), version
     assert loaded.templates_dir == PACKAGED_CONFIG.parent / "dockerfiles"
+
+
+@pytest.mark.parametrize(
+    ("versions", "inside", "outside"),
+    [
+        # A plain bound stands for X.Y.Z.dev0: X.Y.Z's pre-releases are on its side.
+        (">=3.2.15, <3.3.1", ["3.2.15.dev1", "3.2.15rc1", "3.2.15", "3.3.0"], ["3.2.14"]),
+        (">=3.2.15, <3.3.1", ["3.2.15.post1", "3.3.0.post2"], ["3.3.1.dev1", "3.3.1"]),
+        # A bound naming a pre-release is that exact version.
+        (
+            ">=3.2.15.dev5, <3.3.1",
+            ["3.2.15.dev5", "3.2.15.dev6", "3.2.15rc1", "3.2.15"],
+            ["3.2.15.dev4", "3.2.15.dev1", "3.2.14"],
+        ),
+        (">=3.3.1, <3.4.25a0", ["3.4.25.dev5", "3.4.25.dev99"], ["3.4.25a1", "3.4.25"]),
+        (">=2.6.9.post1, <2.7.0", ["2.6.9.post1", "2.6.10"], ["2.6.9", "2.6.9rc1"]),
+        # Open-ended: the rest of the major, whatever its minor.
+        (">=3.6.13.dev2", ["3.6.13.dev2", "3.9.1", "3.10.0", "3.10.0.dev1"], ["3.6.13.dev1"]),
+        (">=3.6.13.dev2", ["3.123.4"], ["4.0.0.dev0", "4.0.0rc1", "4.0.0"]),
+    ],
+)
+def test_a_line_covers_its_bounds_in_pep440_order(versions, inside, outside):
+    span = parse_span(versions)
+    for version in inside:
+        assert parse_version(version) in span, version
+    for version in outside:
+        assert parse_version(version) not in span, version
+
+
+def test_a_dev_build_belongs_where_its_public_version_does():
+    span = parse_span(">=3.2.15.dev5, <3.3.1")
+    assert parse_version("3.2.15.dev5+3.gabc1234") in span
+    assert parse_version("3.2.15.dev4+3.gabc1234") not in span
+    loaded = load_config()
+    assert loaded.facts_for(parse_version("3.4.26.dev2+7.gabc1234")).versions == (
+        ">=3.4.25a0, <3.4.26.dev3"
+    )
+
+
+@pytest.mark.parametrize(
+    ("versions", "message"),
+    [
+        (">=3.0.0, <=3.1.0", "expected '>=X.Y.Z, <X.Y.Z' or '>=X.Y.Z'"),
+        ("<3.1.0", "expected '>=X.Y.Z, <X.Y.Z' or '>=X.Y.Z'"),
+        (">=3.0.0, >=3.1.0", "expected '>=X.Y.Z, <X.Y.Z' or '>=X.Y.Z'"),
+        (">=3.0.0+local", "expected '>=X.Y.Z, <X.Y.Z' or '>=X.Y.Z'"),
+        (">=3.2.15rc1, <3.2.15", "empty range"),
+        (">=3.2.15.dev5, <3.2.15.dev5", "empty range"),
+        (">=3.1", "exactly three numbers"),
+    ],
+)
+def test_bad_bounds_are_refused(versions, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        parse_span(versions)
 
 
 def test_a_config_file_can_be_given_and_its_templates_are_beside_it(tmp_path):
@@ -94,12 +149,8 @@ def test_a_config_file_can_be_given_and_its_templates_are_beside_it(tmp_path):
         (
             'versions = ">=2.9.0, <2.10.20"',
             'versions = "~=2.9"',
-            r"lines\[3\]\.versions: expected '>=X\.Y\.Z, <X\.Y\.Z', got '~=2\.9'",
-        ),
-        (
-            'versions = ">=2.9.0, <2.10.20"',
-            'versions = ">=2.9.0, <2.10.21"',
-            r"lines\[3\] \(>=2\.9\.0, <2\.10\.21\) overlaps lines\[4\]",
+            r"lines\[3\]\.versions: expected '>=X\.Y\.Z, <X\.Y\.Z' or '>=X\.Y\.Z' \(bounds "
+            r"may name pre-releases\), got '~=2\.9'",
         ),
         (
             "sha_length = 7",
@@ -122,7 +173,8 @@ def test_a_config_file_can_be_given_and_its_templates_are_beside_it(tmp_path):
             '["3.9", "3.10", "3.11", "3.12"]\npython.conda',
             'latest_python = "3.13"\nprerelease_dev_tags = "dev-repository"\npython.standard = '
             '["3.9", "3.10", "3.11", "3.12"]\npython.conda',
-            r"latest_python '3\.13' is not in python\.standard",
+            r"lines\[10\] \(>=3\.0\.1, <3\.1\.14a0\): latest_python '3\.13' is not in "
+            r"python\.standard",
         ),
         (
             'images = ["prefect", "prefect-client"]',
@@ -162,7 +214,8 @@ def test_missing_key_is_named(tmp_path):
 
 def test_toml_syntax_errors_name_file_and_line(tmp_path):
     path = broken(tmp_path, "schema = 1", "schema = = 1")
-    with pytest.raises(ConfigError, match=r"versions\.toml: not valid TOML: .*line 10"):
+    row = line_number(PACKAGED, "schema = 1")
+    with pytest.raises(ConfigError, match=rf"versions\.toml: not valid TOML: .*line {row}\b"):
         load_config(path)
 
 
@@ -174,18 +227,16 @@ def test_unreadable_config_is_a_user_error(tmp_path):
         load_config(tmp_path / "binary.toml")
 
 
-def test_line_without_a_required_setting_is_named(tmp_path):
-    path = broken(
-        tmp_path,
-        'versions = ">=2.0.0, <2.6.5"\nlatest_python = "3.10"\n',
-        'versions = ">=2.0.0, <2.6.5"\n',
-    )
-    with pytest.raises(
-        ConfigError,
-        match=r"lines\[0\] \(>=2\.0\.0, <2\.6\.5\): no "
-        r"'latest_python', and \[defaults\] gives none",
-    ):
+def test_line_without_a_required_setting_is_named_by_its_line(tmp_path):
+    old = 'versions = ">=3.0.1, <3.1.14a0"\nlatest_python = "3.12"\n'
+    path = broken(tmp_path, old, 'versions = ">=3.0.1, <3.1.14a0"\n')
+    row = line_number(PACKAGED, 'versions = ">=3.0.1, <3.1.14a0"')
+    with pytest.raises(ConfigError) as raised:
         load_config(path)
+    assert str(raised.value) == (
+        f"{path}:{row}: lines[10] (>=3.0.1, <3.1.14a0): no 'latest_python', and "
+        "[defaults] gives none"
+    )
 
 
 def test_mirrors_of_a_line_reach_its_plans(tmp_path):
@@ -195,3 +246,51 @@ def test_mirrors_of_a_line_reach_its_plans(tmp_path):
     loaded = load_config(path)
     assert plan_release(loaded, "2.11.5").mirrors == ("ghcr.io",)
     assert plan_release(load_config(), "2.11.5").mirrors == ()
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "first", "second"),
+    [
+        # 2.9's entry reaches one patch into 2.10.20's.
+        (
+            'versions = ">=2.9.0, <2.10.20"',
+            'versions = ">=2.9.0, <2.10.21"',
+            'versions = ">=2.9.0, <2.10.21"',
+            'versions = ">=2.10.20, <2.12.0"',
+        ),
+        # Nightly bounds: the client entry would begin one nightly early.
+        (
+            'versions = ">=3.2.15.dev5, <3.3.1"',
+            'versions = ">=3.2.15.dev4, <3.3.1"',
+            'versions = ">=3.1.14a0, <3.2.15.dev5"',
+            'versions = ">=3.2.15.dev4, <3.3.1"',
+        ),
+        # An open-ended entry covers the rest of its major: a second one overlaps.
+        (
+            'versions = ">=3.4.26.dev3, <3.6.13.dev2"',
+            'versions = ">=3.4.26.dev3"',
+            'versions = ">=3.4.26.dev3"',
+            'versions = ">=3.6.13.dev2"',
+        ),
+    ],
+)
+def test_overlapping_entries_name_both_lines_of_the_file(tmp_path, old, new, first, second):
+    path = broken(tmp_path, old, new)
+    text = path.read_text(encoding="utf-8")
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+    message = str(raised.value)
+    first_row, second_row = line_number(text, first), line_number(text, second)
+    assert message.startswith(f"{path}:{first_row}: lines["), message
+    assert message.endswith(f" at line {second_row}"), message
+    assert " overlaps lines[" in message and "\n" not in message
+
+
+def test_an_unknown_major_is_one_clear_error():
+    from matrix.errors import PlanError
+
+    with pytest.raises(PlanError) as raised:
+        load_config().facts_for(parse_version("4.0.0"))
+    assert str(raised.value).endswith(
+        "covers 4.0.0: major 4 has no entry (it covers 2.0.0 and the rest of 2.x and 3.x)"
+    )

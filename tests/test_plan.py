@@ -101,13 +101,21 @@ def test_prerelease_gets_only_its_full_tag_in_the_release_repository(config):
 
 
 def test_3x_prerelease_also_gets_dev_repository_tags(config):
-    plan = plan_release(config, "3.0.0-RC.1", commit=COMMIT, pythons=["3.12"], flavors=["standard"])
-    assert plan.version == "3.0.0rc1"
+    plan = plan_release(config, "3.0.5.dev1", commit=COMMIT, pythons=["3.12"], flavors=["standard"])
     assert {str(t) for t in plan.targets} == {
-        "prefecthq/prefect:3.0.0rc1-python3.12",
-        "prefecthq/prefect-dev:3.0.0rc1-python3.12",
+        "prefecthq/prefect:3.0.5.dev1-python3.12",
+        "prefecthq/prefect-dev:3.0.5.dev1-python3.12",
         "prefecthq/prefect-dev:sha-a597971-python3.12",
     }
+
+
+@pytest.mark.parametrize("version", ["3.0.0-RC.1", "3.0.0rc2", "3.0.0rc3", "3.0.0rc20"])
+def test_3_0_0_release_candidates_wrote_only_their_full_tags(config, version):
+    plan = plan_release(config, version, commit=COMMIT)
+    assert plan.kind is Kind.PRERELEASE
+    assert {t.repository for t in plan.targets} == {"prefecthq/prefect"}
+    assert {t.kind for t in plan.targets} == {TagKind.FULL}
+    assert len(plan.targets) == len(plan.images) == 12  # 3.9-3.12 x 3 flavors
 
 
 def test_era_d_prerelease_puts_the_sha_tag_in_the_release_repository(config):
@@ -123,6 +131,64 @@ def test_era_d_prerelease_puts_the_sha_tag_in_the_release_repository(config):
         "prefecthq/prefect:3.7.0rc2-python3.12",
         "prefecthq/prefect:sha-a597971-python3.12",
     }
+
+
+@pytest.mark.parametrize(
+    ("version", "repositories"),
+    [
+        ("3.6.13.dev1", {"prefecthq/prefect-dev", "prefecthq/prefect-client-dev"}),
+        ("3.6.13.dev2", set()),
+    ],
+)
+def test_dev_tags_move_to_the_release_repositories_from_3_6_13_dev2(config, version, repositories):
+    plan = plan_release(config, version, commit=COMMIT, pythons=["3.12"], flavors=["standard"])
+    names = {str(t) for t in plan.targets}
+    assert {t.repository for t in plan.targets} - {
+        "prefecthq/prefect",
+        "prefecthq/prefect-client",
+    } == repositories
+    for image in ("prefect", "prefect-client"):
+        dev = f"prefecthq/{image}-dev" if repositories else f"prefecthq/{image}"
+        assert f"{dev}:{version}-python3.12" in names
+        assert f"{dev}:sha-a597971-python3.12" in names
+
+
+@pytest.mark.parametrize("version", ["3.9.1", "3.10.0"])
+def test_a_minor_newer_than_the_file_is_planned_by_the_open_ended_line(config, version):
+    newest_written = plan_release(config, "3.6.13", commit=COMMIT)
+    plan = plan_release(config, version, commit=COMMIT, known=known("3.8.3", "3.9.0", version))
+    assert plan.line == newest_written.line == ">=3.6.13.dev2"
+    assert any(
+        f"line >=3.6.13.dev2 of versions.toml is open-ended: {version}" in note
+        for note in plan.notes
+    )
+    assert [spec.key for spec in plan.images] == [spec.key for spec in newest_written.images]
+    names = {str(t) for t in plan.targets}
+    minor = version.rsplit(".", 1)[0]
+    assert {
+        f"prefecthq/prefect:{version}-python3.14-conda",
+        f"prefecthq/prefect:{minor}-python3.10",
+        "prefecthq/prefect:3-python3.14-kubernetes",
+        "prefecthq/prefect:3-latest",
+        "prefecthq/prefect-client:3-latest",
+        "prefecthq/prefect-client:sha-a597971-python3.13",
+    } <= names
+    assert not any("python3.9" in name for name in names)
+    # A nightly of the new minor gets its dev tags in the release repositories.
+    nightly = plan_release(config, f"{version}.dev3", commit=COMMIT, pythons=["3.12"])
+    assert "prefecthq/prefect-client:sha-a597971-python3.12" in {str(t) for t in nightly.targets}
+
+
+def test_lines_with_an_upper_bound_add_no_open_ended_note(config):
+    plan = plan_release(config, "3.4.25", known=known("3.4.25"))
+    assert plan.notes == ("no commit given (--sha): sha tags are left out",)
+
+
+def test_the_newest_2x_line_is_open_ended_too(config):
+    plan = plan_release(config, "2.21.0", known=known("2.20.25", "3.8.3"))
+    assert plan.line == ">=2.20.6"
+    assert "prefecthq/prefect:2-latest-kubernetes" in {str(t) for t in plan.targets}
+    assert any("open-ended: 2.21.0 is planned with the newest 2.x facts" in n for n in plan.notes)
 
 
 def test_post_release_supersedes_its_base_and_moves_floating_tags(config):
@@ -196,6 +262,13 @@ def test_3x_release_publishes_prefect_client_with_3_latest_on_python_3_12(config
         ("3.3.1", {"prefect-python3.13"}, set()),
         ("3.4.25", {"prefect-python3.14", "prefect-python3.9"}, set()),
         ("3.5.0", set(), {"prefect-python3.9"}),
+        # Changes between nightlies of one X.Y.Z: the last release before, the first after.
+        ("3.2.15.dev4", set(), {"prefect-client-python3.12"}),
+        ("3.2.15.dev5", {"prefect-client-python3.12", "prefect-client-python3.9"}, set()),
+        ("3.4.25.dev5", {"prefect-python3.13"}, {"prefect-python3.14"}),
+        ("3.4.25", {"prefect-python3.14", "prefect-client-python3.14"}, set()),
+        ("3.4.26.dev2", {"prefect-python3.9", "prefect-python3.14"}, set()),
+        ("3.4.26.dev3", {"prefect-python3.10"}, {"prefect-python3.9", "prefect-client-python3.9"}),
     ],
 )
 def test_support_matrix_changes_inside_lines(config, version, present, absent):
@@ -218,7 +291,12 @@ def test_arm64_from_2_7_10(config, version, platforms):
         ("2.9.0", {"EXTRA_PIP_PACKAGES": "prefect-kubernetes"}),
         ("2.20.5", {"EXTRA_PIP_PACKAGES": "prefect-kubernetes"}),
         ("2.20.6", {"PREFECT_EXTRAS": "[kubernetes]"}),
+        ("3.0.0rc1", {"EXTRA_PIP_PACKAGES": "prefect-kubernetes"}),
+        ("3.0.0rc2", {"EXTRA_PIP_PACKAGES": "prefect-kubernetes"}),
+        ("3.0.0rc3", {"PREFECT_EXTRAS": "[kubernetes]"}),
+        ("3.0.0", {"PREFECT_EXTRAS": "[kubernetes]"}),
         ("3.1.13", {"PREFECT_EXTRAS": "[kubernetes]"}),
+        ("3.1.14.dev4", {"PREFECT_EXTRAS": "[kubernetes]"}),
         ("3.1.14", {"PREFECT_EXTRAS": "[redis,kubernetes]"}),
     ],
 )
@@ -234,9 +312,9 @@ def test_conda_build_args_and_template(config):
 
 
 def test_no_plain_latest_and_one_writer_per_tag_on_every_line(config):
-    for line in config.config.lines:
-        low = line.bounds[0]
-        plan = plan_release(config, str(low), commit=COMMIT)
+    for facts in config.facts:
+        assert plan_release(config, str(facts.span.low)).line == facts.versions
+        plan = plan_release(config, facts.span.low_text, commit=COMMIT)
         targets = [str(t) for t in plan.targets]
         assert len(targets) == len(set(targets))
         assert not any(t.endswith(":latest") for t in targets)
@@ -280,7 +358,8 @@ def test_leading_v_is_accepted(config):
         ({"version_text": "2.11.5.1"}, VersionError, "exactly three numbers"),
         ({"version_text": "1!2.11.5"}, VersionError, "epoch"),
         ({"version_text": "1.0.0"}, PlanError, "covers 1.0.0"),
-        ({"version_text": "4.0.0"}, PlanError, "covers 4.0.0"),
+        ({"version_text": "4.0.0"}, PlanError, "covers 4.0.0: major 4 has no entry"),
+        ({"version_text": "4.0.0rc1"}, PlanError, "covers 4.0.0rc1: major 4 has no entry"),
         ({"version_text": "2.11.5", "pythons": ["3.12"]}, PlanError, "no image for Python 3.12"),
         (
             {"version_text": "2.11.5", "pythons": ["3.11"], "flavors": ["conda"]},
