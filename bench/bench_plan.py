@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -25,6 +26,7 @@ from matrix.plan import plan_release
 from matrix.versions import parse_known_releases
 
 RUNS = 15
+REPEATS = 5
 COMMIT = "a597971f7156"
 
 
@@ -35,6 +37,16 @@ def median_seconds(argv: list[str]) -> float:
         subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
         samples.append(time.perf_counter() - start)
     return statistics.median(samples)
+
+
+def best_of(work: Callable[[], list]) -> tuple[float, list]:
+    """The fastest of REPEATS runs: what the code costs, less the load of the moment."""
+    timings = []
+    for _ in range(REPEATS):
+        start = time.perf_counter()
+        result = work()
+        timings.append(time.perf_counter() - start)
+    return min(timings), result
 
 
 def cold_start() -> None:
@@ -56,21 +68,17 @@ def history() -> None:
         releases = Path(folder) / "releases.txt"
         releases.write_text("\n".join(versions) + "\n")
 
-        start = time.perf_counter()
-        loaded = load_config()
-        known = parse_known_releases(releases.read_text().splitlines(), str(releases))
-        plans = [plan_release(loaded, str(v), commit=COMMIT, known=known) for v in known]
-        every = time.perf_counter() - start
+        def plan_history(replaying: bool) -> list:
+            loaded = load_config()
+            known = parse_known_releases(releases.read_text().splitlines(), str(releases))
+            # Replaying, each release knows only those before it, as the workflow met them.
+            return [
+                plan_release(loaded, str(v), commit=COMMIT, known=known[:i] if replaying else known)
+                for i, v in enumerate(known)
+            ]
 
-        # As the release workflow met them: each release knows only those before it.
-        start = time.perf_counter()
-        loaded = load_config()
-        replayed = [
-            plan_release(loaded, str(v), commit=COMMIT, known=known[:i])
-            for i, v in enumerate(known)
-        ]
-        replay = time.perf_counter() - start
-
+        every, plans = best_of(lambda: plan_history(replaying=False))
+        replayed_seconds, replayed = best_of(lambda: plan_history(replaying=True))
         command = [sys.executable, "-m", "matrix", "plan", "--version", versions[-1]]
         command += ["--releases", str(releases), "--format", "json"]
         one = median_seconds(command)
@@ -79,11 +87,11 @@ def history() -> None:
     floating = sum(t.kind.floating for plan in replayed for t in plan.targets)
     print(
         f"history: {len(plans)} releases, {images} images, {tags} tags planned in "
-        f"{every * 1000:.0f} ms against the whole file (target < 1000 ms)"
+        f"{every * 1000:.0f} ms against the whole file (target < 1000 ms; best of {REPEATS})"
     )
     print(
         f"replay: the same {len(replayed)} releases in publish order, each knowing only "
-        f"the earlier ones, in {replay * 1000:.0f} ms ({floating} floating tags)"
+        f"the earlier ones, in {replayed_seconds * 1000:.0f} ms ({floating} floating tags)"
     )
     print(
         f"one command: matrix plan --version {versions[-1]} --releases <{len(versions)} "

@@ -155,12 +155,14 @@ def plan_release(
     if commit is None and release_kind is Kind.FINAL and facts.release_sha_tags:
         notes.append("no commit given (--sha): sha tags are left out")
 
+    normalized = str(version)  # once: a Version renders itself anew each time
     specs = []
     for image_name, flavor, python in _cells(loaded, facts, version, pythons, flavors, images):
         image = loaded.config.images[image_name]
         suffix = loaded.config.flavors[flavor].suffix
         targets = _targets(
             version,
+            normalized,
             release_kind,
             facts,
             newest,
@@ -171,11 +173,11 @@ def plan_release(
             python=python,
             suffix=suffix,
         )
-        build_args = {"PYTHON_VERSION": python, "PREFECT_VERSION": str(version)}
+        build_args = {"PYTHON_VERSION": python, "PREFECT_VERSION": normalized}
         build_args |= loaded.config.flavors[flavor].build_args
         build_args |= facts.build_args.get(flavor, {})
         labels = {
-            "org.opencontainers.image.version": str(version),
+            "org.opencontainers.image.version": normalized,
             "org.opencontainers.image.source": image.source,
             "io.prefect.python-version": python,
             "io.prefect.flavor": flavor,
@@ -199,7 +201,7 @@ def plan_release(
         )
     _check_unique(specs)
     return Plan(
-        version=str(version),
+        version=normalized,
         kind=release_kind,
         commit=commit,
         registry=loaded.config.registry,
@@ -258,6 +260,7 @@ def _cells(
 
 def _targets(
     version: Version,
+    normalized: str,
     release_kind: Kind,
     facts: LineFacts,
     newest: Newest,
@@ -273,7 +276,7 @@ def _targets(
     sha = f"sha-{commit[: facts.sha_length]}{tail}" if commit else None
     if commit and len(commit) < facts.sha_length:
         raise PlanError(f"commit {commit!r} is shorter than sha_length {facts.sha_length}")
-    full = f"{version}{tail}"
+    full = f"{normalized}{tail}"
     targets: list[tuple[str, str, TagKind]] = []
     if release_kind is Kind.DEV:
         targets.append((dev_repository, sha, TagKind.SHA))
