@@ -32,7 +32,9 @@ def line_number(text: str, needle: str) -> int:
 
 def test_packaged_config_covers_every_2x_and_3x_release_and_nothing_else():
     loaded = load_config()
-    for version in [*prefect_history(), "2.21.0", "3.9.1", "3.10.0", "3.99.0rc1"]:
+    history = prefect_history()
+    assert len(history) == len(set(history)) == 763
+    for version in [*history, "2.21.0", "3.9.1", "3.10.0", "3.99.0rc1"]:
         assert loaded.covers(parse_version(version)), version
     for version in ["1.4.0", "1.99.99", "4.0.0.dev0", "4.0.0rc1", "4.0.0"]:
         assert not loaded.covers(parse_version(version)), version

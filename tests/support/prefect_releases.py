@@ -1,12 +1,14 @@
 """Prefect's 2.x and 3.x release history, in publish order, for tests and benchmarks.
 
 Built from how Prefect releases rather than stored as a list: each minor line
-publishes its patches in order; 2.6.9.post1 follows 2.6.9; 3.0.0 was preceded by
-twenty release candidates; from 3.0.5 on, nightlies X.Y.Z.dev1, dev2, ... come
-before the final X.Y.Z (and a patch may get nightlies but never a final, when the
-next minor came first). The 2.x patches published after 3.0.0rc1 (2.19.4 on) are
-spread evenly through the 3.x releases, as they were published between them. The
-counts are those of Prefect's release tags up to 3.8.4.dev6.
+publishes its patches in order; 3.0.0 was preceded by twenty release candidates;
+from 3.0.5 on, nightlies X.Y.Z.dev1, dev2, ... come before the final X.Y.Z (and a
+patch may get nightlies but never a final, when the next minor came first). The 2.x
+patches published after 3.0.0rc1 (2.19.4 on) are spread evenly through the 3.x
+releases, as they were published between them. The counts are those of Prefect's
+release tags up to 3.8.4.dev6: 763 releases. The tags 2.6.9.post1 and 2.6.10 are
+not among them: they mark a fork's test commit ("Disable dockerhub stuff for
+testing", 15e84512e2) and were never uploaded to the package index.
 """
 
 from __future__ import annotations
@@ -36,8 +38,6 @@ def releases_2x() -> list[str]:
     for minor, finals in enumerate(FINALS_2X):
         for patch in range(finals):
             versions.append(f"2.{minor}.{patch}")
-            if (minor, patch) == (6, 9):
-                versions.append("2.6.9.post1")
     return versions
 
 
