@@ -21,7 +21,8 @@ from tests.support.registry_server import serving
 
 from matrix.config import load_config
 from matrix.plan import plan_release
-from matrix.publish.run import annotations_for, publish, verify_problems
+from matrix.publish.annotations import annotations_for
+from matrix.publish.run import publish, verify_problems
 from matrix.publish.state import read_state, reference
 from matrix.registry import RegistryClient
 

@@ -13,11 +13,11 @@ import pytest
 
 from matrix.config import load_config
 from matrix.plan import TagKind, plan_release
+from matrix.publish.annotations import annotations_for
 from matrix.publish.reconcile import Action, reconcile
 from matrix.publish.run import (
     PublishConflict,
     ReleaseIncomplete,
-    annotations_for,
     promote,
     publish,
     verify_problems,
