@@ -10,7 +10,9 @@ from matrix.cli import options
 HELP = "build, push, verify and promote a release; a rerun repairs a failed one"
 DESCRIPTION = """\
 Publish a release in four phases:
-  1. plan, and read the registry (manifest HEADs, GETs and tag lists; no pulls);
+  1. plan, read every registry once (manifest HEADs, GETs and tag lists; no
+     pulls) and decide every build, copy and tag: what --dry-run prints, and
+     what the question before writing counts;
   2. build and push every image whose full tag (2.11.5-python3.10) is missing,
      or merge per-platform digests from --digests DIR (written by
      `matrix build --push-by-digest --digests-out DIR` on separate runners);
