@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from matrix.errors import UserError
 from matrix.publish.build import digest_merger, engine_builder
-from matrix.publish.run import Progress, PublishReport, _quiet, promote, publish
+from matrix.publish.run import Progress, PublishReport, promote, publish, quiet
 from matrix.publish.state import plan_on_registry, read_image, reference, releases_on
 from matrix.settings import REFRESH, PublishSettings, ReleaseSelection
 
@@ -28,7 +28,7 @@ def publish_release(
     settings: PublishSettings,
     *,
     confirm: Confirm | None = None,
-    progress: Progress = _quiet,
+    progress: Progress = quiet,
 ) -> PublishReport:
     """Plan the release against the target registry, then build (or merge) what is
     missing, copy it to the mirrors, verify, and move the tags."""
@@ -49,7 +49,7 @@ def promote_release(
     selection: ReleaseSelection,
     settings: PublishSettings,
     *,
-    progress: Progress = _quiet,
+    progress: Progress = quiet,
 ) -> PublishReport:
     """Point the sha and floating tags at the release's images. Unless told otherwise the
     release is taken as the newest of its line, which a rollback needs."""
@@ -74,7 +74,7 @@ def refresh_releases(
     settings: PublishSettings,
     *,
     confirm: Confirm | None = None,
-    progress: Progress = _quiet,
+    progress: Progress = quiet,
 ) -> Iterator[tuple[Plan, PublishReport]]:
     """Rebuild what changed underneath the newest release of each selected line, one
     release after the other; each report counts its own requests."""

@@ -55,8 +55,8 @@ Progress = Callable[[str, str, str], None]  # (image key or "release", phase, me
 ImageBuilder = Callable[[ImageSpec], None]  # puts one image under its full tag
 
 
-def _quiet(key: str, phase: str, message: str) -> None:
-    pass
+def quiet(key: str, phase: str, message: str) -> None:
+    """A Progress that shows nothing."""
 
 
 # -- the actions ---------------------------------------------------------------------
@@ -201,7 +201,7 @@ def publish(
     force: bool = False,
     dry_run: bool = False,
     confirm: Callable[[PublishReport], None] | None = None,
-    progress: Progress = _quiet,
+    progress: Progress = quiet,
 ) -> PublishReport:
     """Publish ``plan`` to ``registry`` and copy it to ``mirrors``; ``build_image`` puts
     one image under its full tag in ``registry`` (``merge``: from pushed digests). With
@@ -230,7 +230,7 @@ def promote(
     *,
     mirrors: Sequence[str] = (),
     dry_run: bool = False,
-    progress: Progress = _quiet,
+    progress: Progress = quiet,
 ) -> PublishReport:
     """Point the plan's sha and floating tags at its images in ``registry`` and every
     mirror; every image must be complete in all of them first."""
@@ -312,7 +312,7 @@ def apply(
     decision: Decision,
     build_image: ImageBuilder,
     report: PublishReport,
-    progress: Progress = _quiet,
+    progress: Progress = quiet,
 ) -> None:
     """Content (builds, then copies to each mirror), verify each registry, then tags."""
     primary, *mirrors = observation.registries
