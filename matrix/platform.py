@@ -9,6 +9,7 @@ files, GitHub matrix entries, build caches and work folders all name cells so.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 
@@ -30,6 +31,11 @@ class Platform:
     def from_slug(cls, slug: str) -> Platform:
         """``linux-arm64`` back to ``linux/arm64``."""
         return cls.parse(slug.replace("-", "/"))
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, str]) -> Platform:
+        """An OCI ``platform`` object; a part it lacks is left out when printed."""
+        return cls(data.get("os", ""), data.get("architecture", ""), data.get("variant"))
 
     def __str__(self) -> str:
         return "/".join(p for p in (self.os, self.architecture, self.variant) if p)

@@ -39,3 +39,12 @@ def test_digest_files_are_named_by_their_cell():
         digest_file_name("prefect-python3.10", "linux/amd64")
         == "prefect-python3.10@linux-amd64.json"
     )
+
+
+def test_an_oci_platform_object_reads_as_the_platform_it_names():
+    assert str(Platform.from_json({"os": "linux", "architecture": "arm", "variant": "v7"})) == (
+        "linux/arm/v7"
+    )
+    assert Platform.from_json(Platform.parse("linux/amd64").to_json()) == Platform.parse(
+        "linux/amd64"
+    )

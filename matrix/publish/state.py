@@ -16,6 +16,7 @@ from packaging.version import Version
 
 from matrix.errors import VersionError
 from matrix.plan import ImageSpec, Plan, TagTarget
+from matrix.platform import Platform
 from matrix.publish.annotations import REVISION_ANNOTATION, VERSION_ANNOTATION
 from matrix.reference import ImageReference
 from matrix.versions import parse_version
@@ -73,7 +74,7 @@ def describe_image(content: bytes, media_type: str, digest: str) -> RemoteImage:
         return RemoteImage(digest, frozenset(), annotations, content, media_type)
     entries = document.get("manifests") or []
     platforms = frozenset(
-        _platform_name(entry["platform"]) for entry in entries if entry.get("platform")
+        str(Platform.from_json(entry["platform"])) for entry in entries if entry.get("platform")
     )
     return RemoteImage(digest, platforms, _annotations(document, entries), content, media_type)
 
@@ -90,11 +91,6 @@ def _annotations(index: Mapping, entries: list[Mapping]) -> dict[str, str]:
     if not shared:
         return {}
     return {k: v for k, v in shared[0].items() if all(e.get(k) == v for e in shared[1:])}
-
-
-def _platform_name(platform: Mapping[str, str]) -> str:
-    parts = (platform.get("os"), platform.get("architecture"), platform.get("variant"))
-    return "/".join(part for part in parts if part)
 
 
 def read_image(client, ref: ImageReference) -> RemoteImage:
