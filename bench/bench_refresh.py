@@ -26,7 +26,8 @@ from matrix.buildid import gather_many
 from matrix.cli import main
 from matrix.config import load_config
 from matrix.plan import plan_release
-from matrix.publish.run import annotations_for, publish
+from matrix.publish.annotations import annotations_for
+from matrix.publish.run import publish
 from matrix.publish.state import reference
 from matrix.reference import ImageReference
 from matrix.registry import RegistryClient

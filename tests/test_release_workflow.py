@@ -30,7 +30,9 @@ WORKFLOW = WORKFLOWS / "release-images.yml"
 README = ROOT / "README.md"
 SCRATCH = ROOT / "tests" / "build" / "fixtures" / "scratch"
 GITHUB_MATRIX_LIMIT = 256
-ENTRY_KEYS = {"key", "name", "image", "version", "python", "flavor", "platform", "platform_slug"}
+ENTRY_KEYS = {
+    *("key", "name", "image", "version", "python", "flavor", "platform", "platform_slug", "cell"),
+}
 SHA = "abcdef1234567890abcdef1234567890abcdef12"
 
 
@@ -200,6 +202,7 @@ def check_github_matrix(workflow: dict, outputs: dict[str, str]) -> list[dict[st
         assert set(entry) == ENTRY_KEYS
         assert all(isinstance(value, str) and value for value in entry.values())
         assert entry["platform_slug"] == entry["platform"].replace("/", "-")
+        assert entry["cell"] == f"{entry['key']}@{entry['platform_slug']}"
         assert entry["version"] == outputs["version"]
     assert len({(e["key"], e["platform"]) for e in include}) == len(include)
     # Every matrix value the build job reads exists in every entry, and each job's

@@ -2,8 +2,11 @@
 
 Each subcommand lives in its own module of this package: HELP, DESCRIPTION and
 EPILOG for its --help, ``add_arguments(parser)`` and ``run(args) -> exit code``.
-Modules keep heavy imports (httpx, python-on-whales, jinja2, rich) inside their
-run functions, so that ``matrix plan`` starts fast.
+A run is thin: the arguments become `matrix.settings` records (through
+`options`), one library call does the work, and `output` or `progress` show it.
+No command module imports another. Modules keep heavy imports (httpx,
+python-on-whales, jinja2, rich) inside their run functions, so that
+``matrix plan`` starts fast.
 """
 
 from __future__ import annotations

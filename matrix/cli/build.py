@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
-from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from matrix.cli import options
-from matrix.errors import UserError
+from matrix.platform import short
+from matrix.settings import ENGINES
 
 HELP = "build (and push) the images of a release with docker buildx or podman"
 DESCRIPTION = """\
@@ -76,7 +76,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="keep the rendered contexts here (default: a temporary folder)",
     )
     how = parser.add_argument_group("how to build")
-    how.add_argument("--engine", choices=("buildx", "podman"), default="buildx")
+    how.add_argument("--engine", choices=ENGINES, default="buildx")
     how.add_argument("--builder", metavar="NAME", help="buildx builder to use")
     how.add_argument(
         "--create-builder",
@@ -116,72 +116,43 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    labels = _labels(args.label)
-    with tempfile.TemporaryDirectory(prefix="matrix-build-") as scratch:
-        out = Path(args.out) if args.out else Path(scratch) / "contexts"
-        return _build(args, labels, out, Path(scratch) / "work")
-
-
-def _build(args: argparse.Namespace, labels: dict[str, str], out: Path, workdir: Path) -> int:
     from matrix.config import load_config
-    from matrix.engines.requests import build_requests
-    from matrix.render import render_plan, source_date_epoch_from
+    from matrix.publish.build import build_job
+    from matrix.settings import parse_labels
 
-    loaded = load_config(args.config)
-    plan = options.plan_from_args(args, loaded)
-    registry = args.registry or plan.registry
-    contexts = render_plan(plan, loaded, out, source_date_epoch=source_date_epoch_from(os.environ))
-    requests = build_requests(
-        plan,
-        {context.key: context.path for context in contexts},
-        registry=registry,
-        platforms=args.platform,
+    selection = options.release_selection(args)
+    build = options.build_settings(
+        args,
+        engine=args.engine,
+        builder=args.builder,
+        create_builder=args.create_builder,
+        platforms=tuple(args.platform),
         push=args.push,
         push_by_digest=args.push_by_digest,
+        digests_out=Path(args.digests_out) if args.digests_out else None,
+        labels=parse_labels(args.label),
         cache_repository=args.cache_repository,
         cache_mode=args.cache_mode,
         provenance=args.provenance,
         sbom=args.sbom,
-        labels=labels,
+        keep_going=args.keep_going,
     )
-    if args.digests_out and not args.push_by_digest:
-        raise UserError("--digests-out records the digests of --push-by-digest; add it")
-    if args.digests_out and Path(args.digests_out).exists() and not Path(args.digests_out).is_dir():
-        raise UserError(f"--digests-out {args.digests_out}: not a folder")
-    if (args.builder or args.create_builder) and args.engine != "buildx":
-        raise UserError("--builder and --create-builder are for --engine buildx")
-    engine = make_engine(
-        args.engine,
-        workdir,
-        registry,
-        builder=args.builder,
-        create_builder=args.create_builder,
-        insecure_registries=args.insecure_registry,
-    )
-    inputs = {}
-    if args.push_by_digest and not args.dry_run:
-        # What publish --digests needs to label the image and judge it next time.
-        with options.registry_client(args) as client:
-            inputs = plan_inputs(client, plan, {c.key: c.path for c in contexts}, labels)
-        requests = [with_build_id(plan, request, inputs[request.key]) for request in requests]
-    if args.dry_run:
-        for call in engine.prepare_calls():
-            print(engine.show(call))
-        for request in requests:
-            print(f"# {request.key}")
-            for call in engine.calls(request):
-                print(engine.show(call))
-        return 0
-    engine.prepare()
-    results, failures = _run_builds(engine, requests, keep_going=args.keep_going)
-    if args.digests_out:
-        from matrix.publish.digests import write_digest
-
-        for result in results:
-            for platform, digest in result.platform_digests.items():
-                write_digest(
-                    Path(args.digests_out), result.key, platform, digest, inputs[result.key]
-                )
+    loaded = load_config(args.config)
+    registries = options.registries(args, loaded)
+    with tempfile.TemporaryDirectory(prefix="matrix-build-") as scratch:
+        out = Path(args.out) if args.out else Path(scratch) / "contexts"
+        build = replace(build, workdir=Path(scratch) / "work")
+        job = build_job(
+            selection.plan(loaded), loaded, build, registries, out, dry_run=args.dry_run
+        )
+        if args.dry_run:
+            for line in job.calls():
+                print(line)
+            return 0
+        job.engine.prepare()
+        results, failures = _run_builds(job.engine, job.requests, keep_going=build.keep_going)
+    for result in results:
+        job.record(result)
     if args.format == "json":
         json.dump(
             {
@@ -195,60 +166,6 @@ def _build(args: argparse.Namespace, labels: dict[str, str], out: Path, workdir:
     for failure in failures:
         print(f"matrix: error: {failure}", file=sys.stderr)
     return 1 if failures else 0
-
-
-def plan_inputs(client, plan, contexts, labels=None):
-    """Image key -> build inputs of every image of ``plan``, the bases' digests read
-    from their registries. Each image's bases are resolved for all its planned
-    platforms, so jobs that build its platforms apart record the same inputs."""
-    from matrix.buildid import gather_many
-
-    wanted = [(s.key, contexts[s.key], s.build_args, s.platforms) for s in plan.images]
-    return gather_many(client, wanted, labels)
-
-
-def with_build_id(plan, request, inputs):
-    """The request labelled with its build id and annotated as publish annotates."""
-    from dataclasses import replace
-
-    from matrix.buildid import BUILD_ID_LABEL, build_id
-    from matrix.publish.run import annotations_for
-
-    spec = next(spec for spec in plan.images if spec.key == request.key)
-    return replace(
-        request,
-        labels={**request.labels, BUILD_ID_LABEL: build_id(inputs)},
-        annotations=annotations_for(plan, spec, inputs),
-    )
-
-
-def make_engine(
-    name: str,
-    workdir: Path,
-    registry: str,
-    *,
-    builder: str | None = None,
-    create_builder: bool = False,
-    insecure_registries: Sequence[str] = (),
-):
-    """The buildx or podman engine, talking plain HTTP to loopback/insecure registries."""
-    from matrix.registry.client import is_loopback
-
-    plain_http = is_loopback(registry) or registry in insecure_registries
-    if name == "podman":
-        from matrix.engines.podman import PodmanEngine
-
-        return PodmanEngine(
-            workdir, tls_verify=not plain_http, insecure_registries=insecure_registries
-        )
-    from matrix.engines.buildx import BuildxEngine
-
-    return BuildxEngine(
-        workdir,
-        builder=builder,
-        create_builder=create_builder,
-        insecure_registries=[registry] if plain_http else [],
-    )
 
 
 def _run_builds(engine, requests, *, keep_going: bool):
@@ -294,9 +211,7 @@ class _View:
 
     def __init__(self, requests, *, live: bool) -> None:
         self.live = live
-        self.platforms = {
-            r.key: " ".join(p.removeprefix("linux/") for p in r.platforms) for r in requests
-        }
+        self.platforms = {r.key: short(r.platforms) for r in requests}
         self.states: dict[str, tuple[str, str]] = {r.key: ("waiting", "") for r in requests}
 
     def __rich__(self):
@@ -328,13 +243,3 @@ def _result_json(result) -> dict:
         "platform_digests": dict(result.platform_digests),
         "tags": list(result.tags),
     }
-
-
-def _labels(pairs: list[str]) -> dict[str, str]:
-    labels = {}
-    for pair in pairs:
-        name, equals, value = pair.partition("=")
-        if not equals or not name:
-            raise UserError(f"--label {pair!r}: expected KEY=VALUE")
-        labels[name] = value
-    return labels

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from matrix.cli import release
+from matrix.cli import options
 
 HELP = "compare a release's planned tags with the registry (changes nothing)"
 DESCRIPTION = """\
@@ -22,23 +22,25 @@ examples:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    release.add_target_options(parser)
+    options.add_target_options(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    from matrix.cli import options
-    from matrix.publish.reconcile import Action, describe, reconcile
-    from matrix.publish.state import read_state, releases_of
+    from matrix.config import load_config
+    from matrix.publish.reconcile import Action, describe
+    from matrix.publish.state import plan_on_registry
+    from matrix.publish.verify import diff_release
 
+    selection = options.release_selection(args)
+    loaded = load_config(args.config)
+    registries = options.registries(args, loaded)
     changes = []
-    with options.registry_client(args) as client:
-        plan, registry, _ = release.plan_against_registry(args, client)
-        for host in (registry, *release.mirrors(args, plan, registry)):
-            found = reconcile(plan, read_state(client, plan, host), registry=host)
-            moved = [c for c in found if c.action is Action.MOVE]
-            names = releases_of(client, host, moved)
+    with registries.client() as client:
+        plan = plan_on_registry(client, loaded, selection, registries.target.host)
+        hosts = [registries.target.host, *(m.host for m in registries.mirrors(plan))]
+        for found, names in diff_release(client, plan, hosts):
             for change in found:
-                print(describe(change, host, names))
+                print(describe(change, change.registry, names))
             changes += found
     counts = {action: sum(c.action is action for c in changes) for action in Action}
     print(", ".join(f"{n} {action.value}" for action, n in counts.items()))

@@ -1,10 +1,23 @@
-"""Options several subcommands share, defined once."""
+"""Options several subcommands share, defined once, and how they become settings."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from matrix.errors import UserError
+from matrix import settings
+from matrix.settings import (
+    ENGINES,
+    BuildSettings,
+    PublishSettings,
+    Registries,
+    ReleaseSelection,
+    read_known_releases,
+)
+
+if TYPE_CHECKING:
+    from matrix.config import LoadedConfig
 
 FORMATS = ("table", "json", "github")
 
@@ -95,40 +108,6 @@ def add_format(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def read_known_releases(path: str | None):
-    """The versions in a --releases file, or None when none was given."""
-    if path is None:
-        return None
-    from matrix.versions import parse_known_releases
-
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return parse_known_releases(handle, source=path)
-    except (OSError, UnicodeDecodeError) as error:
-        reason = getattr(error, "strerror", None) or str(error)
-        raise UserError(f"{path}: cannot read the releases file: {reason}") from None
-
-
-def plan_from_args(args: argparse.Namespace, loaded, known=None):
-    """Plan the release the common options describe, with ``loaded`` versions.toml.
-
-    ``known`` (releases read from a registry, say) stands in for --releases.
-    """
-    from matrix.plan import plan_release
-
-    return plan_release(
-        loaded,
-        args.version,
-        commit=args.sha,
-        known=known if known is not None else read_known_releases(args.releases),
-        latest=args.latest,
-        pythons=args.python,
-        flavors=args.flavor,
-        images=args.image,
-        branch=args.branch,
-    )
-
-
 def add_registry_options(parser: argparse.ArgumentParser) -> None:
     """How to reach registries; credentials come from docker's config or the environment."""
     parser.add_argument(
@@ -140,19 +119,6 @@ def add_registry_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def registry_client(args: argparse.Namespace):
-    """A RegistryClient configured by add_registry_options' flags."""
-    import stamina.instrumentation
-
-    from matrix.registry import RegistryClient
-
-    # stamina logs every retry as a bare warning line; a command's output is its own
-    # lines, and an error that outlives the retries ends in one clear line anyway.
-    stamina.instrumentation.set_on_retry_hooks([])
-
-    return RegistryClient(insecure_registries=args.insecure_registry)
-
-
 def add_registry(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--registry",
@@ -161,12 +127,97 @@ def add_registry(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def check_output_file(path: str | None, flag: str) -> None:
-    """Refuse, before any work, a file that could not be written at the end."""
-    if path is None:
-        return
-    import os
+def add_target_options(parser: argparse.ArgumentParser) -> None:
+    """The release, its filters, the config, and the registries to compare with."""
+    add_release_selection(parser)
+    add_config(parser)
+    add_registries(parser)
 
-    folder = os.path.dirname(os.path.abspath(path))
-    if os.path.isdir(path) or not os.path.isdir(folder):
-        raise UserError(f"{flag} {path}: cannot write a file there (no such folder, or a folder)")
+
+def add_registries(parser: argparse.ArgumentParser) -> None:
+    """--registry, --mirror and how to reach them."""
+    parser.add_argument(
+        "--registry",
+        metavar="HOST[:PORT]",
+        help="registry holding the images (default: versions.toml's `registry`, docker.io)",
+    )
+    parser.add_argument(
+        "--mirror",
+        action="append",
+        default=[],
+        metavar="HOST[:PORT]",
+        help="also a registry holding copies (repeatable); versions.toml's `mirrors` are "
+        "added when --registry is its own registry",
+    )
+    add_registry_options(parser)
+
+
+def add_rebuild_options(parser: argparse.ArgumentParser) -> None:
+    """How publish and refresh build what is missing, and whether they may write."""
+    parser.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="buildx",
+        help="what builds the missing images (default buildx; podman for local use)",
+    )
+    parser.add_argument(
+        "--workdir",
+        metavar="DIR",
+        default=".matrix",
+        help="where build contexts are rendered (default .matrix)",
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="print what would change, change nothing"
+    )
+    parser.add_argument(
+        "--yes", action="store_true", help="do not ask before changing the registry (CI)"
+    )
+
+
+# -- from the command line to the settings records -------------------------------------
+
+
+def release_selection(args: argparse.Namespace) -> ReleaseSelection:
+    return ReleaseSelection(
+        version=args.version,
+        commit=args.sha,
+        pythons=tuple(args.python),
+        flavors=tuple(args.flavor),
+        images=tuple(args.image),
+        branch=args.branch,
+        known=read_known_releases(args.releases),
+        latest=args.latest,
+    )
+
+
+def registries(args: argparse.Namespace, loaded: LoadedConfig | None) -> Registries:
+    return settings.registries(
+        loaded,
+        getattr(args, "registry", None),
+        mirrors=getattr(args, "mirror", ()),
+        insecure=args.insecure_registry,
+    )
+
+
+def build_settings(args: argparse.Namespace, **fields: Any) -> BuildSettings:
+    """What render, build, publish and refresh share about building, and ``fields``
+    of the command's own: a setting they all take is read here, once."""
+    return BuildSettings(source_date_epoch=settings.source_date_epoch(), **fields)
+
+
+def rebuild_settings(args: argparse.Namespace) -> BuildSettings:
+    """publish's and refresh's, from add_rebuild_options."""
+    return build_settings(args, engine=args.engine, workdir=Path(args.workdir))
+
+
+def publish_settings(
+    args: argparse.Namespace, loaded: LoadedConfig, **more: Any
+) -> PublishSettings:
+    """What publish, refresh and promote share; ``more`` are the fields only some have."""
+    return PublishSettings(
+        registries=registries(args, loaded),
+        dry_run=args.dry_run,
+        yes=getattr(args, "yes", False),
+        report=Path(args.report) if getattr(args, "report", None) else None,
+        **more,
+    )

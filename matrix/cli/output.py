@@ -9,6 +9,7 @@ from typing import Any
 
 from matrix.errors import UserError
 from matrix.plan import Plan
+from matrix.platform import Cell, short, slug
 
 # GitHub Actions refuses a job matrix with more entries than this.
 GITHUB_MATRIX_LIMIT = 256
@@ -69,7 +70,8 @@ def github_matrix(plan: Plan) -> dict[str, list[dict[str, str]]]:
             "python": spec.python,
             "flavor": spec.flavor,
             "platform": platform,
-            "platform_slug": platform.replace("/", "-"),
+            "platform_slug": slug(platform),
+            "cell": str(Cell.of(spec.key, platform)),
         }
         for spec in plan.images
         for platform in spec.platforms
@@ -144,7 +146,7 @@ def print_table(plan: Plan) -> None:
         by_repository: dict[str, list[str]] = {}
         for target in spec.targets:
             by_repository.setdefault(target.repository, []).append(_marked(target))
-        platforms = " ".join(p.removeprefix("linux/") for p in spec.platforms)
+        platforms = short(spec.platforms)
         for repository, tags in by_repository.items():
             table.add_row(repository, spec.python, spec.flavor, platforms, "\n".join(tags))
     console.print(table)
@@ -152,3 +154,27 @@ def print_table(plan: Plan) -> None:
     console.print(f"facts: {plan.config}", highlight=False)
     for note in plan.notes:
         console.print(f"note: {note}", style="yellow", highlight=False)
+
+
+def print_changes(changes, registry: str) -> None:
+    """One line per tag, as diff and dry runs print them."""
+    from matrix.publish.reconcile import describe
+
+    for change in changes:
+        print(describe(change, registry))
+
+
+def confirm(preview) -> None:
+    """Ask before writing; refuse outside a terminal."""
+    writes = preview.pending
+    if writes == 0:
+        return
+    where = ", ".join(preview.registries)
+    if not sys.stdin.isatty():
+        raise UserError(
+            f"publish would write {writes} tags to {where}: pass --yes to go ahead, "
+            "or --dry-run to see them"
+        )
+    answer = input(f"publish {preview.version}: write {writes} tags to {where}? [y/N] ")
+    if answer.strip().lower() not in ("y", "yes"):
+        raise UserError("publish cancelled, nothing was changed")

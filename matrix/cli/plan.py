@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from matrix.cli import output
     from matrix.config import load_config
 
-    plan = options.plan_from_args(args, load_config(args.config))
+    plan = options.release_selection(args).plan(load_config(args.config))
     if args.format == "json":
         output.print_json(plan)
     elif args.format == "github":

@@ -104,7 +104,7 @@ class Reporter:
         requests = sum(report.requests.values())
         self.console.print(
             f"{report.version} on {report.registry}: {totals}; {verb} "
-            f"{sum(c.writes for c in report.changes) if report.dry_run else report.writes} "
+            f"{report.pending if report.dry_run else report.writes} "
             f"tags in {report.elapsed:.1f}s with {requests} registry requests"
             + _rate_limit_note(report.requests)
         )

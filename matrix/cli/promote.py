@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from matrix.cli import release
+from matrix.cli import options
 
 HELP = "point the floating tags at a release's images (roll back or forward)"
 DESCRIPTION = """\
@@ -24,29 +24,21 @@ examples:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    release.add_target_options(parser)
+    options.add_target_options(parser)
     parser.add_argument("--dry-run", action="store_true", help="print the moves, change nothing")
 
 
 def run(args: argparse.Namespace) -> int:
-    from matrix.cli import options
+    from matrix.cli.output import print_changes
     from matrix.cli.progress import Reporter
-    from matrix.publish.reconcile import describe
-    from matrix.publish.run import promote
+    from matrix.config import load_config
+    from matrix.publish.release import promote_release
 
-    with Reporter() as reporter, options.registry_client(args) as client:
-        latest = True if args.latest is None else args.latest
-        plan, registry, _ = release.plan_against_registry(args, client, latest=latest)
-        report = promote(
-            client,
-            plan,
-            registry,
-            mirrors=release.mirrors(args, plan, registry),
-            dry_run=args.dry_run,
-            progress=reporter.step,
-        )
-    for change in report.changes:
-        if change.writes or args.dry_run:
-            print(describe(change, registry))
+    selection = options.release_selection(args)
+    loaded = load_config(args.config)
+    settings = options.publish_settings(args, loaded)
+    with Reporter() as reporter, settings.registries.client() as client:
+        report = promote_release(client, loaded, selection, settings, progress=reporter.step)
+    print_changes([c for c in report.changes if c.writes or settings.dry_run], report.registry)
     reporter.finish(report)
     return 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 from matrix.cli import options
@@ -36,13 +35,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from matrix.config import load_config
-    from matrix.render import render_plan, source_date_epoch_from
+    from matrix.publish.build import render_contexts
 
+    selection, build = options.release_selection(args), options.build_settings(args)
     loaded = load_config(args.config)
-    plan = options.plan_from_args(args, loaded)
-    contexts = render_plan(
-        plan, loaded, Path(args.out), source_date_epoch=source_date_epoch_from(os.environ)
-    )
-    for context in contexts:
+    for context in render_contexts(selection.plan(loaded), loaded, Path(args.out), build):
         print(context.dockerfile)
     return 0

@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
 
     source = parse_reference(args.source)
     targets = [target_reference(source, text) for text in args.targets]
-    with options.registry_client(args) as client:
+    with options.registries(args, None).client() as client:
         changes = retag(client, source, targets, dry_run=args.dry_run)
     for change in changes:
         print(f"{'would be ' if args.dry_run and change.action != 'unchanged' else ''}{change}")

@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
                 f"--filter {args.filter!r} is not a regular expression: {error}"
             ) from None
     repository = parse_reference(args.image)
-    with options.registry_client(args) as client:
+    with options.registries(args, None).client() as client:
         tags = client.list_tags(repository)
     if pattern is not None:
         tags = [tag for tag in tags if pattern.search(tag)]

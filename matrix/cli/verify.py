@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from matrix.cli import release
+from matrix.cli import options
 
 HELP = "check that the registry holds the release as planned (exit 1 if not)"
 DESCRIPTION = """\
@@ -24,45 +24,33 @@ examples:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    release.add_target_options(parser)
+    options.add_target_options(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    from matrix.cli import options
-    from matrix.publish.reconcile import Action, describe, reconcile
-    from matrix.publish.run import verify_problems
-    from matrix.publish.state import read_state
+    from matrix.cli.output import print_changes
+    from matrix.config import load_config
+    from matrix.publish.state import plan_on_registry
+    from matrix.publish.verify import verify_release
 
-    failed, counted = False, 0
-    with options.registry_client(args) as client:
-        plan, registry, _ = release.plan_against_registry(args, client)
-        for host in (registry, *release.mirrors(args, plan, registry)):
-            state = read_state(client, plan, host)
-            problems = verify_problems(plan, state)
-            if host == registry:
-                primary = state.images
-            else:  # a mirror holds the primary's images, byte for byte
-                problems += [
-                    f"{spec.full_target} = {image.digest}, not {primary[spec.key].digest} "
-                    f"as on {registry}"
-                    for spec in plan.images
-                    if (image := state.images.get(spec.key))
-                    and primary.get(spec.key)
-                    and image.digest != primary[spec.key].digest
-                ]
-            wrong = [c for c in reconcile(plan, state) if c.action is not Action.KEEP]
-            for problem in problems:
-                print(f"{host}/{problem}")
-            for change in wrong:
-                print(describe(change, host))
-            # The first registry's count includes reading its tags to judge "newest".
-            requests, counted = client.requests.total - counted, client.requests.total
-            if problems or wrong:
-                failed = True
-                print(f"{plan.version} on {host}: NOT as planned ({requests} requests)")
-            else:
+    selection = options.release_selection(args)
+    loaded = load_config(args.config)
+    registries = options.registries(args, loaded)
+    failed = False
+    with registries.client() as client:
+        plan = plan_on_registry(client, loaded, selection, registries.target.host)
+        hosts = [registries.target.host, *(m.host for m in registries.mirrors(plan))]
+        for check in verify_release(client, plan, hosts):
+            for problem in check.problems:
+                print(f"{check.registry}/{problem}")
+            print_changes(check.wrong, check.registry)
+            if check.ok:
                 print(
-                    f"{plan.version} on {host}: {len(plan.images)} images and "
-                    f"{len(plan.targets)} tags as planned ({requests} requests)"
+                    f"{plan.version} on {check.registry}: {len(plan.images)} images and "
+                    f"{len(plan.targets)} tags as planned ({check.requests} requests)"
                 )
+            else:
+                failed = True
+                counted = f"{check.requests} requests"
+                print(f"{plan.version} on {check.registry}: NOT as planned ({counted})")
     return 1 if failed else 0

@@ -27,6 +27,7 @@ from matrix.engines.base import (
     stream_build,
 )
 from matrix.errors import UserError
+from matrix.platform import slug
 
 DEFAULT_BUILDER = "matrix"
 
@@ -150,7 +151,7 @@ class BuildxEngine:
         return read_metadata(request, metadata) if pushed else BuildResult(request.key)
 
     def metadata_path(self, request: BuildRequest) -> Path:
-        suffix = "-" + request.platforms[0].replace("/", "-") if request.push_by_digest else ""
+        suffix = "-" + slug(request.platforms[0]) if request.push_by_digest else ""
         return self.workdir / "metadata" / f"{request.key}{suffix}.json"
 
     def _buildkitd_config(self) -> Path:

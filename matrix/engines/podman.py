@@ -41,6 +41,7 @@ from matrix.engines.base import (
     stream_build,
 )
 from matrix.errors import UserError
+from matrix.platform import slug
 from matrix.reference import parse_reference
 from matrix.registry import RegistryClient, RegistryError
 from matrix.registry.client import is_loopback
@@ -116,7 +117,7 @@ class PodmanEngine:
         return f"{LOCAL_REPOSITORY}/{request.key}:{self.run_id}"
 
     def local_image(self, request: BuildRequest, platform: str) -> str:
-        return f"{self.local_list(request)}-{platform.replace('/', '-')}"
+        return f"{self.local_list(request)}-{slug(platform)}"
 
     def steps(self, request: BuildRequest, digest: str = "<digest>") -> _Steps:
         """The calls of one build; ``digest`` is what the pushes report (for read-back)."""
@@ -193,8 +194,9 @@ class PodmanEngine:
         return call.show("podman")
 
     def layout_path(self, request: BuildRequest) -> Path:
-        slug = request.platforms[0].replace("/", "-")
-        return self.workdir / "layouts" / f"{request.key}-{slug}-{self.run_id}"
+        return (
+            self.workdir / "layouts" / f"{request.key}-{slug(request.platforms[0])}-{self.run_id}"
+        )
 
     def build(self, request: BuildRequest, log: LogSink) -> BuildResult:
         if request.push_by_digest:

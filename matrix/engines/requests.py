@@ -8,6 +8,7 @@ from pathlib import Path
 from matrix.engines.base import BuildRequest, CacheSettings
 from matrix.errors import UserError
 from matrix.plan import ImageSpec, Plan
+from matrix.platform import slug
 
 
 def build_requests(
@@ -35,7 +36,7 @@ def build_requests(
         if cache_repository:
             # One cache per image, and per platform when each platform is built alone:
             # two runners writing one cache ref would overwrite each other.
-            suffix = "-" + chosen[0].replace("/", "-") if push_by_digest else ""
+            suffix = "-" + slug(chosen[0]) if push_by_digest else ""
             ref = f"{host}/{cache_repository}:buildcache-{spec.key}{suffix}"
             cache = CacheSettings(
                 cache_from=(ref,), cache_to=ref if push else None, mode=cache_mode

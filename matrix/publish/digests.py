@@ -18,6 +18,7 @@ from typing import Any
 
 from matrix.buildid import BuildInputs, build_id, decode_inputs, encode_inputs
 from matrix.errors import UserError
+from matrix.platform import Cell
 from matrix.reference import validate_digest
 
 
@@ -28,7 +29,7 @@ class DigestRecord:
 
 
 def digest_file_name(key: str, platform: str) -> str:
-    return f"{key}@{platform.replace('/', '-')}.json"
+    return f"{Cell.of(key, platform)}.json"
 
 
 def write_digest(

@@ -23,7 +23,8 @@ from matrix.buildid import (
     recorded_inputs,
 )
 from matrix.plan import ImageSpec, Plan, TagKind, TagTarget
-from matrix.publish.state import KEY_ANNOTATION, ReleaseState, RemoteImage
+from matrix.publish.annotations import KEY_ANNOTATION
+from matrix.publish.state import ReleaseState, RemoteImage
 
 
 class Action(StrEnum):

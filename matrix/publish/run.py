@@ -1,9 +1,13 @@
-"""The release in phases: read, build what is missing, verify, then promote.
+"""A release in phases: observe the registries once, decide once, then apply.
 
-Nothing is kept between runs: every run reads the registry, reconciles, and does
-only what is missing, so a run that failed or was killed is repaired by running
-it again. Floating tags are written last, and only once every image of the
-release is verified complete, so no floating tag ever names a partial release.
+``observe`` reads what every registry holds for the plan; ``decide`` turns that into
+one list of actions (``Build`` or ``Merge`` an image, ``Copy`` it to a mirror, point
+a ``Tag`` at it), which a dry run prints and a confirmation counts; ``apply`` runs
+them in phases: content, verify, then tags. Nothing is kept between runs, so a run
+that failed or was killed is repaired by running it again. Floating tags are
+written last, and only once every image of the release is verified complete in
+every registry, so no floating tag ever names a partial release. Publish, promote
+and refresh are this one machine under another `matrix.settings.Policy`.
 """
 
 from __future__ import annotations
@@ -11,27 +15,22 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from matrix.buildid import build_annotations
 from matrix.errors import UserError
-from matrix.plan import ImageSpec, Plan
+from matrix.plan import ImageSpec, Plan, TagTarget
 from matrix.publish.reconcile import (
     STALE,
     Action,
     Change,
     Inputs,
     conflicts,
-    image_problems,
     is_build_of,
     reconcile,
 )
 from matrix.publish.state import (
-    KEY_ANNOTATION,
-    REVISION_ANNOTATION,
-    VERSION_ANNOTATION,
     ReleaseState,
     RemoteImage,
     read_image,
@@ -39,7 +38,9 @@ from matrix.publish.state import (
     read_state,
     reference,
 )
+from matrix.publish.verify import verify_problems
 from matrix.reference import ImageReference
+from matrix.settings import PROMOTE, PUBLISH, Policy
 
 
 class PublishConflict(UserError):
@@ -51,17 +52,74 @@ class ReleaseIncomplete(UserError):
 
 
 Progress = Callable[[str, str, str], None]  # (image key or "release", phase, message)
+ImageBuilder = Callable[[ImageSpec], None]  # puts one image under its full tag
 
 
-def annotations_for(plan: Plan, spec: ImageSpec, inputs: Inputs | None = None) -> dict[str, str]:
-    """What matrix writes on every full tag's index, so verify and publish never read
-    a blob: version, commit, image key and, when known, the build id and its inputs."""
-    annotations = {VERSION_ANNOTATION: plan.version, KEY_ANNOTATION: spec.key}
-    if plan.commit:
-        annotations[REVISION_ANNOTATION] = plan.commit
-    if inputs is not None:
-        annotations |= build_annotations(inputs)
-    return annotations
+def quiet(key: str, phase: str, message: str) -> None:
+    """A Progress that shows nothing."""
+
+
+# -- the actions ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Build:
+    """Build and push one image to its full tag in the primary registry."""
+
+    key: str
+    target: TagTarget
+    registry: str
+
+
+@dataclass(frozen=True)
+class Merge(Build):
+    """Assemble one image's index from the digests its platform builds pushed."""
+
+
+@dataclass(frozen=True)
+class Copy:
+    """Copy the primary's image to a mirror's full tag, registry to registry."""
+
+    key: str
+    target: TagTarget
+    registry: str
+    source: str
+
+
+@dataclass(frozen=True)
+class Tag:
+    """Point a sha or floating tag at its image, by manifest copy."""
+
+    key: str
+    target: TagTarget
+    registry: str
+
+
+Step = Build | Copy | Tag
+
+
+@dataclass
+class Observation:
+    """What the registries hold for a plan, read once: primary first."""
+
+    states: dict[str, ReleaseState]
+    # Image key -> digests its other tags name that are earlier builds of it (refresh).
+    earlier: dict[str, set[str]] = field(default_factory=dict)
+
+    @property
+    def registries(self) -> tuple[str, ...]:
+        return tuple(self.states)
+
+
+@dataclass
+class Decision:
+    """Every planned tag's change in every registry, and the steps that make them."""
+
+    changes: list[Change]
+    steps: list[Step]
+
+
+# -- the report ----------------------------------------------------------------------
 
 
 @dataclass
@@ -82,7 +140,13 @@ class PublishReport:
 
     @property
     def writes(self) -> int:
+        """Tags written."""
         return len(self.done)
+
+    @property
+    def pending(self) -> int:
+        """Tags the changes write: what a dry run would write, and a confirmation counts."""
+        return sum(change.writes for change in self.changes)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -101,7 +165,7 @@ class PublishReport:
                     "from": c.current,
                     "to": c.desired,
                     "reason": c.reason,
-                    "done": _written(self, c),
+                    "done": (c.registry, c.target.repository, c.target.tag) in self.done,
                 }
                 for c in self.changes
             ],
@@ -119,11 +183,7 @@ class PublishReport:
         path.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
 
 
-def _written(report: PublishReport, change: Change) -> bool:
-    return (change.registry, change.target.repository, change.target.tag) in report.done
-
-
-ImageBuilder = Callable[[ImageSpec], None]  # builds and pushes one image to its full tag
+# -- the machine ---------------------------------------------------------------------
 
 
 def publish(
@@ -134,88 +194,32 @@ def publish(
     *,
     mirrors: Sequence[str] = (),
     inputs: Mapping[str, Inputs] | None = None,
+    policy: Policy | None = None,
+    merge: bool = False,
     refresh: bool = False,
     only_following: bool = False,
-    dry_run: bool = False,
     force: bool = False,
-    progress: Progress = lambda key, phase, message: None,
+    dry_run: bool = False,
+    confirm: Callable[[PublishReport], None] | None = None,
+    progress: Progress = quiet,
 ) -> PublishReport:
     """Publish ``plan`` to ``registry`` and copy it to ``mirrors``; ``build_image`` puts
-    one image under its full tag in ``registry``. With ``inputs`` (image key -> build
-    inputs) an image built from other inputs is a conflict, or with ``refresh`` rebuilt."""
+    one image under its full tag in ``registry`` (``merge``: from pushed digests). With
+    ``inputs`` (image key -> build inputs) an image built from other inputs is a
+    conflict, or under a refresh policy rebuilt. ``confirm`` sees what would change
+    before anything does, and may refuse by raising."""
+    if policy is None:
+        policy = Policy(refresh=refresh, force=force, only_following=only_following)
     started = time.monotonic()
-    report = PublishReport(plan.version, registry, dry_run, tuple(mirrors))
-    states = {r: read_state(client, plan, r) for r in report.registries}
-    judge: dict[str, Any] = {
-        "force": force,
-        "inputs": inputs,
-        "refresh": refresh,
-        "only_following": only_following,
-    }
-    report.changes = _reconcile_all(plan, states, **judge)
-    earlier: dict[str, set[str]] = {}
-    if refresh:
-        # A refresh killed half-way left tags on earlier builds: let them follow.
-        earlier = _earlier_builds(client, plan, report.changes)
-        report.changes = _reconcile_all(plan, states, earlier=earlier, **judge)
-    _refuse_conflicts(report.changes)
-    _refuse_diverged_mirrors(plan, report, states, force=force, refresh=refresh)
-    if dry_run:
-        return _finish(report, client, started)
-
-    full = {spec.full_target for spec in plan.images}
-    to_build = [
-        spec
-        for spec in plan.images
-        if any(
-            c.key == spec.key and c.target == spec.full_target and c.writes
-            for c in report.changes
-            if c.registry == registry
-        )
-    ]
-    for spec in to_build:
-        progress(spec.key, "build", f"building {', '.join(spec.platforms)}")
-        build_image(spec)
-        report.done.add((registry, spec.full_target.repository, spec.full_target.tag))
-        progress(spec.key, "build", f"pushed {reference(registry, spec.full_target)}")
-
-    images = {
-        registry: _verified(
-            plan, registry, _read_if(to_build, client, plan, states[registry], registry), progress
-        )
-    }
-    for mirror in mirrors:
-        _mirror(
-            client,
-            plan,
-            registry,
-            mirror,
-            images[registry],
-            states[mirror],
-            report,
-            progress,
-        )
-        copied = any(r == mirror for r, _, _ in report.done)
-        images[mirror] = _verified(
-            plan, mirror, _read_if(copied, client, plan, states[mirror], mirror), progress
-        )
-    # Every registry holds the complete release: only now may floating tags move.
-    first = {(c.registry, c.target): c for c in report.changes}
-    # Images replaced in this run (refreshed, forced): their other tags follow them.
-    for change in report.changes:
-        if change.target in full and change.current:
-            earlier.setdefault(change.key, set()).add(change.current)
-    now = _reconcile_all(
-        plan,
-        {r: ReleaseState(images[r], states[r].tags) for r in report.registries},
-        earlier=earlier,
-        **judge,
-    )
-    _refuse_conflicts(now)
-    # What the full tags needed (built, copied) stays in the report, not their "keep" now.
-    report.changes = [first[(c.registry, c.target)] if c.target in full else c for c in now]
-    for r in report.registries:
-        _promote(client, plan, r, report, images[r], progress)
+    registries = (registry, *(m for m in mirrors if m != registry))
+    report = PublishReport(plan.version, registry, dry_run, registries[1:])
+    observation = observe(client, plan, registries, policy)
+    decision = decide(plan, observation, policy, inputs=inputs, merge=merge)
+    report.changes = decision.changes
+    if not dry_run and confirm is not None:
+        confirm(replace(report, dry_run=True))
+    if not dry_run:
+        apply(client, plan, observation, decision, build_image, report, progress)
     return _finish(report, client, started)
 
 
@@ -226,63 +230,159 @@ def promote(
     *,
     mirrors: Sequence[str] = (),
     dry_run: bool = False,
-    progress: Progress = lambda key, phase, message: None,
+    progress: Progress = quiet,
 ) -> PublishReport:
     """Point the plan's sha and floating tags at its images in ``registry`` and every
     mirror; every image must be complete in all of them first."""
-    started = time.monotonic()
-    report = PublishReport(plan.version, registry, dry_run, tuple(mirrors))
-    states = {r: read_state(client, plan, r) for r in report.registries}
-    report.changes = _reconcile_all(plan, states)
+
+    def refuse(spec: ImageSpec) -> None:
+        raise AssertionError(f"promote builds nothing, not {spec.key}")
+
+    return publish(
+        client,
+        plan,
+        registry,
+        refuse,
+        mirrors=mirrors,
+        policy=PROMOTE,
+        dry_run=dry_run,
+        progress=progress,
+    )
+
+
+def observe(client, plan: Plan, registries: Sequence[str], policy: Policy = PUBLISH) -> Observation:
+    """One GET per image and one HEAD per other tag in every registry; under a refresh,
+    one GET more per distinct digest a tag names besides its image's."""
+    states = {r: read_state(client, plan, r) for r in registries}
+    earlier = _earlier_builds(client, plan, states) if policy.refresh else {}
+    return Observation(states, earlier)
+
+
+def decide(
+    plan: Plan,
+    observation: Observation,
+    policy: Policy = PUBLISH,
+    *,
+    inputs: Mapping[str, Inputs] | None = None,
+    merge: bool = False,
+) -> Decision:
+    """What every tag needs and the steps that do it; raises, changing nothing, on a
+    conflict or (when the policy builds nothing) an incomplete release."""
+    primary, *mirrors = observation.registries
+    judge: dict[str, Any] = {
+        "force": policy.force,
+        "inputs": inputs,
+        "refresh": policy.refresh,
+        "only_following": policy.only_following,
+    }
+    state = observation.states[primary]
+    changes = reconcile(plan, state, registry=primary, earlier=observation.earlier, **judge)
     full = {spec.full_target for spec in plan.images}
-    broken = [c for c in report.changes if c.target in full and c.action is not Action.KEEP]
-    if broken:
-        raise ReleaseIncomplete(
-            f"refusing to promote {plan.version}: "
-            + "; ".join(f"{c.registry}/{c.target} {c.reason or 'is missing'}" for c in broken)
+    # What each image's full tag will name once the content phase is done (None: the
+    # digest of a build still to come), the image it is now, and so what mirrors hold.
+    after = {c.key: c.desired for c in changes if c.target in full}
+    held = {key: state.images[key] if digest else None for key, digest in after.items()}
+    for mirror in mirrors:
+        there = observation.states[mirror]
+        earlier = {key: set(observation.earlier.get(key, ())) for key in after}
+        for key, image in there.images.items():
+            if image is not None and image.digest != after[key]:
+                earlier[key].add(image.digest)  # replaced by the copy: its tags follow
+        future = ReleaseState(dict(held), there.tags)
+        for change in reconcile(plan, future, registry=mirror, earlier=earlier, **judge):
+            if change.target in full:
+                change = _mirror_change(change, there.images.get(change.key), after, primary)
+            changes.append(change)
+    if not policy.build:
+        broken = [c for c in changes if c.target in full and c.action is not Action.KEEP]
+        if broken:
+            raise ReleaseIncomplete(
+                f"refusing to promote {plan.version}: "
+                + "; ".join(f"{c.registry}/{c.target} {c.reason or 'is missing'}" for c in broken)
+            )
+    _refuse_conflicts(changes)
+    _refuse_diverged_mirrors(plan, observation, policy)
+    return Decision(changes, [_step(c, full, primary, merge) for c in changes if c.writes])
+
+
+def apply(
+    client,
+    plan: Plan,
+    observation: Observation,
+    decision: Decision,
+    build_image: ImageBuilder,
+    report: PublishReport,
+    progress: Progress = quiet,
+) -> None:
+    """Content (builds, then copies to each mirror), verify each registry, then tags."""
+    primary, *mirrors = observation.registries
+    specs = {spec.key: spec for spec in plan.images}
+    built = [s for s in decision.steps if isinstance(s, Build)]
+    for step in built:
+        spec = specs[step.key]
+        progress(spec.key, "build", f"building {', '.join(spec.platforms)}")
+        build_image(spec)
+        report.done.add((primary, step.target.repository, step.target.tag))
+        progress(spec.key, "build", f"pushed {reference(primary, step.target)}")
+    images = {primary: _verify(client, plan, primary, observation, bool(built), progress)}
+    for mirror in mirrors:
+        copies = [s for s in decision.steps if isinstance(s, Copy) and s.registry == mirror]
+        client.map(lambda step: _copy(client, step, images[primary], report, progress), copies)
+        images[mirror] = _verify(client, plan, mirror, observation, bool(copies), progress)
+    # Every registry holds the complete release: only now may floating tags move.
+    report.changes = [_settled(c, images) for c in decision.changes]
+    tags = [s for s in decision.steps if isinstance(s, Tag)]
+    for registry in observation.registries:
+        _write_tags(
+            client,
+            plan,
+            registry,
+            [t for t in tags if t.registry == registry],
+            images[registry],
+            report,
+            progress,
         )
-    _refuse_conflicts(report.changes)
-    if dry_run:
-        return _finish(report, client, started)
-    images = {r: verify_images(client, plan, r, progress) for r in report.registries}
-    for r in report.registries:
-        _promote(client, plan, r, report, images[r], progress)
-    return _finish(report, client, started)
 
 
-def verify_problems(plan: Plan, state: ReleaseState) -> list[str]:
-    """Why the images under the full tags are not the release as planned (empty: they are)."""
-    problems = []
-    for spec in plan.images:
-        name = f"{spec.full_target}"
-        image = state.images.get(spec.key)
-        if image is None:
-            problems.append(f"{name} is missing")
-            continue
-        found = image_problems(spec, plan, image)
-        found += [
-            f"has no {annotation} annotation"
-            for annotation in annotations_for(plan, spec)
-            if annotation not in image.annotations
-        ]
-        if found:
-            problems.append(f"{name} {'; '.join(found)}")
-    return problems
+def _step(change: Change, full: set[TagTarget], primary: str, merge: bool) -> Step:
+    if change.target not in full:
+        return Tag(change.key, change.target, change.registry)
+    if change.registry != primary:
+        return Copy(change.key, change.target, change.registry, primary)
+    return (Merge if merge else Build)(change.key, change.target, primary)
 
 
-def verify_images(client, plan: Plan, registry: str, progress: Progress) -> dict[str, RemoteImage]:
-    """Read every full tag afresh; raise ReleaseIncomplete unless each is as planned."""
-    return _verified(plan, registry, read_images(client, plan, registry), progress)
+def _mirror_change(
+    change: Change, there: RemoteImage | None, after: Mapping[str, str | None], primary: str
+) -> Change:
+    """A mirror's full tag names the primary's image, or gets a copy of it."""
+    desired = after[change.key]
+    if there is not None and there.digest == desired:
+        return replace(change, action=Action.KEEP, current=desired, reason="")
+    action = Action.CREATE if there is None else Action.MOVE
+    reason = change.reason if change.action is not Action.KEEP else ""
+    reason = reason or f"a copy of {primary}'s image"
+    return replace(change, action=action, current=there and there.digest, reason=reason)
 
 
-def _read_if(changed, client, plan: Plan, state: ReleaseState, registry: str):
-    """The full tags afresh when something was written to them, else what was read."""
-    return read_images(client, plan, registry) if changed else state.images
+def _settled(change: Change, images: Mapping[str, Mapping[str, RemoteImage]]) -> Change:
+    """The change with the digest its image has now that the content is in place; a
+    tag that already names it (a rebuild gave the same digest) is kept."""
+    digest = images[change.registry][change.key].digest
+    if change.desired == digest or not change.writes:
+        return change
+    if change.current == digest:
+        return replace(change, action=Action.KEEP, desired=digest, reason="")
+    return replace(change, desired=digest)
 
 
-def _verified(
-    plan: Plan, registry: str, images: dict[str, RemoteImage | None], progress: Progress
+def _verify(
+    client, plan: Plan, registry: str, observation: Observation, written: bool, progress: Progress
 ) -> dict[str, RemoteImage]:
+    """The full tags afresh when something was written to them, else as observed; raise
+    ReleaseIncomplete unless each is as planned."""
+    state = observation.states[registry]
+    images = read_images(client, plan, registry) if written else state.images
     problems = verify_problems(plan, ReleaseState(images, {}))
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
@@ -294,54 +394,43 @@ def _verified(
     return images  # type: ignore[return-value]  # none is None once verified
 
 
-def _reconcile_all(plan: Plan, states: dict[str, ReleaseState], **judge) -> list[Change]:
-    return [
-        change
-        for registry, state in states.items()
-        for change in reconcile(plan, state, registry=registry, **judge)
-    ]
-
-
-def _refuse_diverged_mirrors(
-    plan: Plan,
-    report: PublishReport,
-    states: dict[str, ReleaseState],
-    *,
-    force: bool,
-    refresh: bool,
-) -> None:
+def _refuse_diverged_mirrors(plan: Plan, observation: Observation, policy: Policy) -> None:
     """A mirror's full tag must end up naming the primary's image, byte for byte. It
     may differ now only as an earlier build of the same image, which a refresh
     replaces (a refresh killed between the registries leaves that)."""
-    if force:
+    if policy.force:
         return
-    primary = states[report.registry].images
-    for mirror in report.mirrors:
+    primary, *mirrors = observation.registries
+    images = observation.states[primary].images
+    for mirror in mirrors:
         for spec in plan.images:
-            there = states[mirror].images.get(spec.key)
-            here = primary.get(spec.key)
+            there = observation.states[mirror].images.get(spec.key)
+            here = images.get(spec.key)
             if there is None or (here is not None and here.digest == there.digest):
                 continue
-            if refresh and is_build_of(there, plan, spec):
+            if policy.refresh and is_build_of(there, plan, spec):
                 continue
             raise PublishConflict(
                 f"{mirror}/{spec.full_target} = {there.digest}, but "
-                f"{report.registry} has {here.digest if here else 'no such image'}: "
+                f"{primary} has {here.digest if here else 'no such image'}: "
                 "the mirror would no longer match; rerun with --force-republish to "
                 "replace it"
             )
 
 
-def _earlier_builds(client, plan: Plan, changes: Sequence[Change]) -> dict[str, set[str]]:
+def _earlier_builds(client, plan: Plan, states: Mapping[str, ReleaseState]) -> dict[str, set[str]]:
     """Image key -> the digests its other tags name that are earlier builds of it (its
     key, version and commit in their annotations): one GET per distinct digest."""
     specs = {spec.key: spec for spec in plan.images}
-    full = {spec.full_target for spec in plan.images}
     wanted = sorted(
         {
-            (c.key, c.registry, c.target.repository, c.current)
-            for c in changes
-            if c.target not in full and c.current and c.current != c.desired
+            (spec.key, registry, target.repository, current)
+            for registry, state in states.items()
+            for spec in plan.images
+            for target in spec.targets
+            if target != spec.full_target
+            and (current := state.tags.get(target))
+            and current != getattr(state.images.get(spec.key), "digest", None)
         }
     )
 
@@ -357,67 +446,52 @@ def _earlier_builds(client, plan: Plan, changes: Sequence[Change]) -> dict[str, 
     return found
 
 
-def _mirror(
-    client,
-    plan: Plan,
-    primary: str,
-    mirror: str,
-    images: dict[str, RemoteImage],
-    state: ReleaseState,
-    report: PublishReport,
-    progress: Progress,
+def _copy(
+    client, step: Copy, images: Mapping[str, RemoteImage], report: PublishReport, progress: Progress
 ) -> None:
-    """Copy every full tag that differs from the primary's: missing, or replaced on the
-    primary in this run (_refuse_diverged_mirrors stopped any other difference)."""
     from matrix.registry import copy
 
-    def mirror_image(spec: ImageSpec) -> None:
-        image = images[spec.key]
-        there = state.images.get(spec.key)
-        if there is not None and there.digest == image.digest:
-            return
-        source = reference(primary, spec.full_target)
-        copy(client, source, reference(mirror, spec.full_target), _as_manifest(image))
-        report.done.add((mirror, spec.full_target.repository, spec.full_target.tag))
-        progress(spec.key, "mirror", f"copied to {reference(mirror, spec.full_target)}")
-
-    client.map(mirror_image, list(plan.images))
+    target = reference(step.registry, step.target)
+    copy(client, reference(step.source, step.target), target, _as_manifest(images[step.key]))
+    report.done.add((step.registry, step.target.repository, step.target.tag))
+    progress(step.key, "mirror", f"copied to {target}")
 
 
-def _promote(
+def _write_tags(
     client,
     plan: Plan,
     registry: str,
+    tags: Sequence[Tag],
+    images: Mapping[str, RemoteImage],
     report: PublishReport,
-    images: dict[str, RemoteImage],
     progress: Progress,
 ) -> None:
-    """Write the sha and floating tags of ``report.changes`` in ``registry``."""
+    """Point ``tags`` (all in ``registry``) at their images, skipping any that already
+    names its image."""
     from matrix.registry import copy_content
 
-    full = {spec.full_target for spec in plan.images}
-    writes = [
-        c for c in report.changes if c.writes and c.target not in full and c.registry == registry
-    ]
-    by_image: dict[str, list[Change]] = {}
-    for change in writes:
-        by_image.setdefault(change.key, []).append(change)
+    settled = {(c.registry, c.target): c for c in report.changes}
+    by_image: dict[str, list[Tag]] = {}
+    for tag in tags:
+        if settled[(tag.registry, tag.target)].writes:
+            by_image.setdefault(tag.key, []).append(tag)
+    specs = {spec.key: spec for spec in plan.images}
 
-    def promote_image(key: str) -> None:
+    def tag_image(key: str) -> None:
         image = images[key]
-        spec = next(s for s in plan.images if s.key == key)
-        source = reference(registry, spec.full_target)
+        source = reference(registry, specs[key].full_target)
         prepared: set[str] = set()
-        for change in by_image[key]:
-            target = reference(registry, change.target)
+        for tag in by_image[key]:
+            target = reference(registry, tag.target)
             if target.repository != source.repository and target.repository not in prepared:
                 copy_content(client, source, target, _as_manifest(image))
                 prepared.add(target.repository)
             client.put_manifest(target, image.content, image.media_type)
-            report.done.add((registry, change.target.repository, change.target.tag))
-            progress(key, "promote", f"{change.action.value} {target} -> {image.digest}")
+            report.done.add((registry, tag.target.repository, tag.target.tag))
+            action = settled[(tag.registry, tag.target)].action.value
+            progress(key, "promote", f"{action} {target} -> {image.digest}")
 
-    client.map(promote_image, list(by_image))
+    client.map(tag_image, list(by_image))
 
 
 def _as_manifest(image: RemoteImage):

@@ -9,19 +9,22 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from packaging.version import Version
 
 from matrix.errors import VersionError
 from matrix.plan import ImageSpec, Plan, TagTarget
+from matrix.platform import Platform
+from matrix.publish.annotations import REVISION_ANNOTATION, VERSION_ANNOTATION
 from matrix.reference import ImageReference
 from matrix.versions import parse_version
 
-# Annotations matrix writes on the index of every full tag.
-VERSION_ANNOTATION = "org.opencontainers.image.version"
-REVISION_ANNOTATION = "org.opencontainers.image.revision"
-KEY_ANNOTATION = "io.prefect.matrix.key"
+if TYPE_CHECKING:
+    from matrix.config import LoadedConfig
+    from matrix.settings import ReleaseSelection
+
 
 _INDEX_TYPES = frozenset(
     {
@@ -71,7 +74,7 @@ def describe_image(content: bytes, media_type: str, digest: str) -> RemoteImage:
         return RemoteImage(digest, frozenset(), annotations, content, media_type)
     entries = document.get("manifests") or []
     platforms = frozenset(
-        _platform_name(entry["platform"]) for entry in entries if entry.get("platform")
+        str(Platform.from_json(entry["platform"])) for entry in entries if entry.get("platform")
     )
     return RemoteImage(digest, platforms, _annotations(document, entries), content, media_type)
 
@@ -88,11 +91,6 @@ def _annotations(index: Mapping, entries: list[Mapping]) -> dict[str, str]:
     if not shared:
         return {}
     return {k: v for k, v in shared[0].items() if all(e.get(k) == v for e in shared[1:])}
-
-
-def _platform_name(platform: Mapping[str, str]) -> str:
-    parts = (platform.get("os"), platform.get("architecture"), platform.get("variant"))
-    return "/".join(part for part in parts if part)
 
 
 def read_image(client, ref: ImageReference) -> RemoteImage:
@@ -159,3 +157,24 @@ def known_releases(tag_lists: Iterable[Iterable[str]]) -> list[Version]:
             except VersionError:
                 continue
     return sorted(found)
+
+
+def releases_on(client, registry: str, repositories: Iterable[str]) -> list[Version]:
+    """The releases the full tags in ``repositories`` of ``registry`` name."""
+    tag_lists = client.map(lambda r: client.list_tags(ImageReference(registry, r)), repositories)
+    return known_releases(tag_lists)
+
+
+def plan_on_registry(
+    client, loaded: LoadedConfig, selection: ReleaseSelection, registry: str
+) -> Plan:
+    """The selected release planned with ``loaded``. Unless the command line settled
+    "newest in line", the known releases are the full tags in the release repositories
+    of ``registry``, and a note says so."""
+    plan = selection.plan(loaded)
+    if selection.knows_newest:
+        return plan
+    repositories = sorted({spec.repository for spec in plan.images})
+    plan = selection.plan(loaded, known=releases_on(client, registry, repositories))
+    note = f"known releases read from the tags of {', '.join(repositories)} on {registry}"
+    return replace(plan, notes=(*plan.notes, note))

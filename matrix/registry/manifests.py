@@ -7,6 +7,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from matrix.platform import Platform
+
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -17,30 +19,6 @@ MANIFEST_TYPES = frozenset({DOCKER_MANIFEST, OCI_MANIFEST, *INDEX_TYPES})
 # All four, always: a narrower Accept makes distribution answer 404 for OCI content
 # or silently hand back one platform of a manifest list.
 ACCEPT = ", ".join((OCI_INDEX, DOCKER_MANIFEST_LIST, OCI_MANIFEST, DOCKER_MANIFEST))
-
-
-@dataclass(frozen=True, slots=True)
-class Platform:
-    os: str
-    architecture: str
-    variant: str | None = None
-
-    @classmethod
-    def parse(cls, text: str) -> Platform:
-        """``linux/arm64`` or ``linux/arm/v7``."""
-        parts = text.split("/")
-        if len(parts) not in (2, 3) or not all(parts):
-            raise ValueError(f"invalid platform {text!r}: expected os/arch[/variant]")
-        return cls(*parts)
-
-    def to_json(self) -> dict[str, str]:
-        data = {"architecture": self.architecture, "os": self.os}
-        if self.variant:
-            data["variant"] = self.variant
-        return data
-
-    def __str__(self) -> str:
-        return "/".join(p for p in (self.os, self.architecture, self.variant) if p)
 
 
 @dataclass(frozen=True, slots=True)

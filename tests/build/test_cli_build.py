@@ -124,3 +124,24 @@ def test_podman_build_from_the_command_line(tmp_path, registry, podman, capsys):
     with RegistryClient() as client:
         for tag in result["tags"]:
             assert client.get_manifest(parse_reference(tag)).digest == result["digest"]
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--digests-out", "digests"], "--digests-out records the digests of --push-by-digest"),
+        (["--engine", "podman", "--builder", "b"], "--builder and --create-builder are for"),
+        (["--platform", "linux/s390x"], "not linux/s390x"),
+        (["--push-by-digest"], "--push-by-digest builds one platform at a time"),
+        (["--label", "novalue"], "expected KEY=VALUE"),
+    ],
+)
+def test_a_bad_flag_combination_is_refused_before_anything_is_rendered(
+    fake_docker_on_path, tmp_path, capsys, flags, message
+):
+    out = tmp_path / "contexts"
+    code = main(["build", "--version", "2.11.5", "--out", str(out), "--dry-run", *flags])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and len(err.splitlines()) == 1
+    assert not out.exists()
+    assert fake_docker_on_path.calls() == []

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from matrix.cli import main
-from matrix.publish.run import annotations_for
+from matrix.publish.annotations import annotations_for
 from matrix.publish.state import reference
 from matrix.registry import RegistryClient
 from tests.conftest import BASIC_USERS
@@ -121,11 +121,9 @@ def test_verify_finds_a_mirror_whose_complete_copy_has_other_digests(
 
 
 def test_the_configured_mirrors_go_with_the_configured_registry(tmp_path):
-    import argparse
-
-    from matrix.cli.release import mirrors
     from matrix.config import load_config
     from matrix.plan import plan_release
+    from matrix.settings import registries
     from tests.support.publishing import CONFIG
 
     path = tmp_path / "versions.toml"
@@ -133,10 +131,14 @@ def test_the_configured_mirrors_go_with_the_configured_registry(tmp_path):
         'latest_python = "3.10"', 'latest_python = "3.10"\nmirrors = ["ghcr.io"]'
     )
     path.write_text(text)
-    plan = plan_release(load_config(path), VERSION)
-    none = argparse.Namespace(mirror=[])
-    assert mirrors(none, plan, "docker.io") == ("ghcr.io",)
+    loaded = load_config(path)
+    plan = plan_release(loaded, VERSION)
+
+    def mirrors(registry: str | None, named: list[str]) -> tuple[str, ...]:
+        return tuple(m.host for m in registries(loaded, registry, mirrors=named).mirrors(plan))
+
+    assert mirrors(None, []) == ("ghcr.io",)
+    assert mirrors("docker.io", []) == ("ghcr.io",)
     # A local run against another registry copies to nothing it did not name.
-    assert mirrors(none, plan, "127.0.0.1:5000") == ()
-    named = argparse.Namespace(mirror=["127.0.0.1:5001"])
-    assert mirrors(named, plan, "127.0.0.1:5000") == ("127.0.0.1:5001",)
+    assert mirrors("127.0.0.1:5000", []) == ()
+    assert mirrors("127.0.0.1:5000", ["127.0.0.1:5001"]) == ("127.0.0.1:5001",)

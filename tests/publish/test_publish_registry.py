@@ -12,12 +12,13 @@ import itertools
 import pytest
 
 from matrix.config import load_config
+from matrix.errors import UserError
 from matrix.plan import TagKind, plan_release
+from matrix.publish.annotations import annotations_for
 from matrix.publish.reconcile import Action, reconcile
 from matrix.publish.run import (
     PublishConflict,
     ReleaseIncomplete,
-    annotations_for,
     promote,
     publish,
     verify_problems,
@@ -249,3 +250,29 @@ def test_request_counter_tells_blob_reads_from_manifest_reads():
     ]:
         counter.record(httpx.Request(method, f"http://127.0.0.1{path}"))
     assert counter.blob_reads == 1 and counter.total == 4
+
+
+def test_the_question_before_writing_counts_what_the_run_then_writes(release):
+    """One observation and one decision: the confirmation sees the very changes the
+    run applies, and asking costs no request of its own."""
+    seen = []
+
+    def confirm(preview):
+        seen.append((preview.pending, release.client.requests.total))
+
+    release.client.requests.reset()
+    report = release.publish("2.11.4", confirm=confirm)
+    ((pending, sent_before_asking),) = seen
+    targets = release.plan("2.11.4").targets
+    assert pending == report.writes == len(targets)
+    # The tag list that planned it, then one GET per image and one HEAD per other tag.
+    assert sent_before_asking == 1 + len(targets)
+
+
+def test_a_refused_question_changes_nothing(release):
+    def refuse(preview):
+        raise UserError("publish cancelled, nothing was changed")
+
+    with pytest.raises(UserError, match="cancelled"):
+        release.publish("2.11.4", confirm=refuse)
+    assert release.built == [] and release.digest("2.11.4-python3.10") is None

@@ -6,14 +6,9 @@ import pytest
 
 from matrix.config import load_config
 from matrix.plan import TagKind, plan_release
+from matrix.publish.annotations import REVISION_ANNOTATION, VERSION_ANNOTATION
 from matrix.publish.reconcile import Action, conflicts, describe, reconcile
-from matrix.publish.state import (
-    REVISION_ANNOTATION,
-    VERSION_ANNOTATION,
-    ReleaseState,
-    RemoteImage,
-    known_releases,
-)
+from matrix.publish.state import ReleaseState, RemoteImage, known_releases
 
 COMMIT = "a597971f7156"
 BOTH = frozenset({"linux/amd64", "linux/arm64"})

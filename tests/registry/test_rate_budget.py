@@ -335,7 +335,8 @@ def published(tmp_path, registry, make_client, repo, monkeypatch):
     """versions.toml of a one-image release, published as 2.11.5 to the registry."""
     from matrix.config import load_config
     from matrix.plan import plan_release
-    from matrix.publish.run import annotations_for, publish
+    from matrix.publish.annotations import annotations_for
+    from matrix.publish.run import publish
     from matrix.publish.state import reference
 
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))

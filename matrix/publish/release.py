@@ -1,0 +1,137 @@
+"""Publish, promote and refresh a release as its settings say: one call per command."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from matrix.errors import UserError
+from matrix.publish.build import digest_merger, engine_builder
+from matrix.publish.run import Progress, PublishReport, promote, publish, quiet
+from matrix.publish.state import plan_on_registry, read_image, reference, releases_on
+from matrix.settings import REFRESH, PublishSettings, ReleaseSelection
+
+if TYPE_CHECKING:
+    from packaging.version import Version
+
+    from matrix.config import LoadedConfig
+    from matrix.plan import Plan
+
+Confirm = Callable[[PublishReport], None]
+
+
+def publish_release(
+    client,
+    loaded: LoadedConfig,
+    selection: ReleaseSelection,
+    settings: PublishSettings,
+    *,
+    confirm: Confirm | None = None,
+    progress: Progress = quiet,
+) -> PublishReport:
+    """Plan the release against the target registry, then build (or merge) what is
+    missing, copy it to the mirrors, verify, and move the tags."""
+    registry = settings.registries.target.host
+    plan = plan_on_registry(client, loaded, selection, registry)
+    for note in plan.notes:
+        progress("release", "plan", note)
+    if settings.digests is not None:
+        builder, inputs = digest_merger(client, plan, registry, settings.digests)
+    else:
+        builder, inputs = engine_builder(client, plan, loaded, settings.build, settings.registries)
+    return _run(client, plan, settings, builder, inputs, confirm, progress)
+
+
+def promote_release(
+    client,
+    loaded: LoadedConfig,
+    selection: ReleaseSelection,
+    settings: PublishSettings,
+    *,
+    progress: Progress = quiet,
+) -> PublishReport:
+    """Point the sha and floating tags at the release's images. Unless told otherwise the
+    release is taken as the newest of its line, which a rollback needs."""
+    if selection.latest is None:
+        selection = replace(selection, latest=True)
+    registry = settings.registries.target.host
+    plan = plan_on_registry(client, loaded, selection, registry)
+    return promote(
+        client,
+        plan,
+        registry,
+        mirrors=[m.host for m in settings.registries.mirrors(plan)],
+        dry_run=settings.dry_run,
+        progress=progress,
+    )
+
+
+def refresh_releases(
+    client,
+    loaded: LoadedConfig,
+    lines: str | None,
+    settings: PublishSettings,
+    *,
+    confirm: Confirm | None = None,
+    progress: Progress = quiet,
+) -> Iterator[tuple[Plan, PublishReport]]:
+    """Rebuild what changed underneath the newest release of each selected line, one
+    release after the other; each report counts its own requests."""
+    from matrix.versions import newest_of_lines, parse_lines
+
+    selectors = parse_lines(lines)
+    registry = settings.registries.target.host
+    repositories = sorted({image.repository for image in loaded.config.images.values()})
+    # Releases no [[lines]] entry covers (Prefect 1.x, say) are not refreshed.
+    known = [v for v in releases_on(client, registry, repositories) if loaded.covers(v)]
+    releases = newest_of_lines(known, selectors)
+    if not releases:
+        raise UserError(f"no release of {', '.join(repositories)} on {registry} to refresh")
+    settings = replace(settings, policy=REFRESH)
+    for version in releases:
+        client.requests.reset()
+        plan = published_part(client, loaded, version, known, registry)
+        progress("release", "refresh", f"{plan.version} ({len(plan.images)} images)")
+        builder, inputs = engine_builder(client, plan, loaded, settings.build, settings.registries)
+        yield plan, _run(client, plan, settings, builder, inputs, confirm, progress)
+
+
+def published_part(client, loaded: LoadedConfig, version: Version, known, registry: str) -> Plan:
+    """The plan of ``version`` cut to the images its full tags hold in the registry
+    (a refresh rebuilds what was published, and creates nothing), with the commit
+    they were built from, for their sha tags."""
+    from matrix.plan import plan_release
+
+    plan = plan_release(loaded, str(version), known=known)
+    heads = client.map(
+        lambda s: client.head_manifest(reference(registry, s.full_target)), plan.images
+    )
+    there = [spec for spec, head in zip(plan.images, heads, strict=True) if head is not None]
+    # One GET: matrix annotates every full tag with the commit.
+    commit = (
+        read_image(client, reference(registry, there[0].full_target)).revision if there else None
+    )
+    if commit:
+        plan = plan_release(loaded, str(version), commit=commit, known=known)
+    keys = {spec.key for spec in there}
+    return replace(plan, images=tuple(spec for spec in plan.images if spec.key in keys))
+
+
+def _run(
+    client, plan, settings: PublishSettings, builder, inputs, confirm, progress
+) -> PublishReport:
+    """The one publish machine, asking before it writes unless --yes or a dry run."""
+    return publish(
+        client,
+        plan,
+        settings.registries.target.host,
+        builder,
+        mirrors=[m.host for m in settings.registries.mirrors(plan)],
+        inputs=inputs,
+        policy=settings.policy,
+        merge=settings.digests is not None,
+        dry_run=settings.dry_run,
+        confirm=None if settings.yes else confirm,
+        progress=progress,
+    )

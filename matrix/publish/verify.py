@@ -1,0 +1,86 @@
+"""Does a registry hold the release as planned? The rule verify and publish share."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+from matrix.plan import Plan
+from matrix.publish.annotations import annotations_for
+from matrix.publish.reconcile import Action, Change, image_problems, reconcile
+from matrix.publish.state import ReleaseState, read_state, releases_of
+
+
+def verify_problems(plan: Plan, state: ReleaseState) -> list[str]:
+    """Why the images under the full tags are not the release as planned (empty: they are)."""
+    problems = []
+    for spec in plan.images:
+        name = f"{spec.full_target}"
+        image = state.images.get(spec.key)
+        if image is None:
+            problems.append(f"{name} is missing")
+            continue
+        found = image_problems(spec, plan, image)
+        found += [
+            f"has no {annotation} annotation"
+            for annotation in annotations_for(plan, spec)
+            if annotation not in image.annotations
+        ]
+        if found:
+            problems.append(f"{name} {'; '.join(found)}")
+    return problems
+
+
+def mirror_problems(
+    plan: Plan, primary: ReleaseState, mirror: ReleaseState, origin: str
+) -> list[str]:
+    """A mirror holds the primary's images byte for byte: every digest that differs."""
+    return [
+        f"{spec.full_target} = {image.digest}, not {there.digest} as on {origin}"
+        for spec in plan.images
+        if (image := mirror.images.get(spec.key))
+        and (there := primary.images.get(spec.key))
+        and image.digest != there.digest
+    ]
+
+
+@dataclass
+class RegistryCheck:
+    """What one registry lacks or holds wrongly; ``requests`` it took to find out."""
+
+    registry: str
+    problems: list[str] = field(default_factory=list)
+    wrong: list[Change] = field(default_factory=list)
+    requests: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and not self.wrong
+
+
+def verify_release(client, plan: Plan, registries: Sequence[str]) -> Iterator[RegistryCheck]:
+    """Check the first registry, then every mirror against it, one at a time. The first
+    check's requests count all the client sent before (reading tags to plan, say)."""
+    primary: ReleaseState | None = None
+    counted = 0
+    for host in registries:
+        state = read_state(client, plan, host)
+        check = RegistryCheck(host, verify_problems(plan, state))
+        if primary is None:
+            primary = state
+        else:
+            check.problems += mirror_problems(plan, primary, state, registries[0])
+        check.wrong = [c for c in reconcile(plan, state) if c.action is not Action.KEEP]
+        check.requests, counted = client.requests.total - counted, client.requests.total
+        yield check
+
+
+def diff_release(
+    client, plan: Plan, registries: Sequence[str]
+) -> Iterator[tuple[list[Change], dict[str, str]]]:
+    """Per registry, every planned tag's change, and the release each digest a tag moves
+    away from belongs to."""
+    for host in registries:
+        found = reconcile(plan, read_state(client, plan, host), registry=host)
+        moved = [c for c in found if c.action is Action.MOVE]
+        yield found, releases_of(client, host, moved)
