@@ -123,4 +123,4 @@ def test_table_names_the_file_it_used(tmp_path):
     config = own_config(tmp_path, "ghcr.io")
     done = matrix("plan", "--version", "2.11.5", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert f"facts: {config} (the current folder)" in done.stdout.replace("\n", "")
+    assert f"facts: {config} (the current folder)\n" in done.stdout

@@ -150,10 +150,11 @@ def print_table(plan: Plan) -> None:
         for repository, tags in by_repository.items():
             table.add_row(repository, spec.python, spec.flavor, platforms, "\n".join(tags))
     console.print(table)
-    console.print(_summary_line(plan), highlight=False)
-    console.print(f"facts: {plan.config}", highlight=False)
+    # Lines under the table are never wrapped: a path or a note stays one line in a log.
+    console.print(_summary_line(plan), highlight=False, soft_wrap=True)
+    console.print(f"facts: {plan.config}", highlight=False, soft_wrap=True)
     for note in plan.notes:
-        console.print(f"note: {note}", style="yellow", highlight=False)
+        console.print(f"note: {note}", style="yellow", highlight=False, soft_wrap=True)
 
 
 def print_changes(changes, registry: str) -> None:
