@@ -8,7 +8,7 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # Real parts the tests use: a registry (distribution 2.8), podman for
 # multi-platform builds, skopeo as a benchmark baseline, htpasswd for basic auth,
-# shellcheck for actionlint (without it actionlint silently skips the run: scripts).
+# and shellcheck for actionlint (without it actionlint silently skips the run: scripts).
 need=()
 for pair in docker-registry:docker-registry podman:podman skopeo:skopeo \
     htpasswd:apache2-utils shellcheck:shellcheck; do
