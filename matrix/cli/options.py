@@ -142,13 +142,7 @@ def add_registry_options(parser: argparse.ArgumentParser) -> None:
 
 def registry_client(args: argparse.Namespace):
     """A RegistryClient configured by add_registry_options' flags."""
-    import stamina.instrumentation
-
     from matrix.registry import RegistryClient
-
-    # stamina logs every retry as a bare warning line; a command's output is its own
-    # lines, and an error that outlives the retries ends in one clear line anyway.
-    stamina.instrumentation.set_on_retry_hooks([])
 
     return RegistryClient(insecure_registries=args.insecure_registry)
 
