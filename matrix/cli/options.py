@@ -136,8 +136,18 @@ def add_registry_options(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="HOST[:PORT]",
+        type=_registry_host,
         help="talk plain HTTP to this registry (repeatable; loopback registries always are)",
     )
+
+
+def _registry_host(text: str) -> str:
+    from matrix.registry import check_registry_host
+
+    try:
+        return check_registry_host(text)
+    except UserError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def registry_client(args: argparse.Namespace):
