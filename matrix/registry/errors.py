@@ -23,6 +23,7 @@ class RegistryError(UserError):
         status: int | None = None,
         code: str | None = None,
     ) -> None:
+        self.detail = message
         self.registry = registry
         self.repository = repository
         self.reference = reference

@@ -391,6 +391,18 @@ class Transport:
         while True:
             try:
                 return attempt()
+            except RegistryError as error:
+                # Raised inside the auth flow, which knows the registry alone.
+                if error.repository or not where.repository:
+                    raise
+                raise type(error)(
+                    f"{action}: {error.detail}",
+                    registry=where.registry,
+                    repository=where.repository,
+                    reference=where.reference,
+                    status=error.status,
+                    code=error.code,
+                ) from None
             except TransientError as error:
                 reason, retries = error.description, policy.attempts - 1
                 wait = error.retry_after

@@ -34,6 +34,7 @@ EXPECTED = {
     "redirect-loop": "more than 10 redirects (a redirect loop)",
     "never": "no answer within 0.5 s (read timeout, MATRIX_REGISTRY_READ_TIMEOUT) (2 tries",
     "realm-down": "the token service http://127.0.0.1:",
+    "token-garbage": "gave a bad answer: token: input should be a valid string",
 }
 NOTICE = re.compile(r"^matrix: (?!error:).*, retry \d+ of \d+ in [0-9.]+ s$")
 COMMIT = "3333333cccc"

@@ -17,6 +17,8 @@ Modes, for every request it gets (ping, tags, manifests, HEAD and GET alike):
 - ``redirect-loop``: 307 to another path, which redirects back.
 - ``never``: reads the request and never answers (until stopped).
 - ``realm-down``: 401 asking for a bearer token from a realm where nothing listens.
+- ``token-garbage``: 401 asking for a bearer token from its own ``/token``, which
+  answers ``{"token": 5}``.
 
 Writes (PUT, POST, PATCH, DELETE) are recorded and refused with 405: a test asserts
 that none came.
@@ -30,7 +32,16 @@ import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-MODES = ("html", "invalid-json", "wrong-types", "huge", "redirect-loop", "never", "realm-down")
+MODES = (
+    "html",
+    "invalid-json",
+    "wrong-types",
+    "huge",
+    "redirect-loop",
+    "never",
+    "realm-down",
+    "token-garbage",
+)
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 HUGE = 200 * 1024 * 1024
 _CHUNK = 64 * 1024
@@ -105,8 +116,11 @@ class _Handler(BaseHTTPRequestHandler):
         if mode == "redirect-loop":
             other = "/loop-b" if self.path != "/loop-b" else "/loop-a"
             self._send(307, b"", "text/plain", {"Location": other})
-        elif mode == "realm-down":
-            challenge = f'Bearer realm="{bad.realm}",service="bad"'
+        elif mode == "token-garbage" and self.path.startswith("/token"):
+            self._send(200, b'{"token": 5, "expires_in": 300}')
+        elif mode in ("realm-down", "token-garbage"):
+            realm = bad.realm if mode == "realm-down" else f"http://{bad.host}/token"
+            challenge = f'Bearer realm="{realm}",service="bad"'
             self._send(401, b"", "text/plain", {"WWW-Authenticate": challenge})
         elif mode == "html":
             self._send(200, _HTML, "text/html; charset=utf-8")
