@@ -405,7 +405,7 @@ class Transport:
                 ) from None
             except TransientError as error:
                 reason, retries = error.description, policy.attempts - 1
-                wait = error.retry_after
+                wait, status = error.retry_after, error.status
             except httpx.TooManyRedirects as error:
                 raise where.error(
                     f"{action}: more than {MAX_REDIRECTS} redirects (a redirect loop) "
@@ -415,17 +415,17 @@ class Transport:
                 reason, again = self._describe(where, error)
                 if not again:
                     raise where.error(f"{action}: {reason}") from None
-                retries, wait = policy.attempts - 1, None
+                retries, wait, status = policy.attempts - 1, None, None
                 if isinstance(error, httpx.TimeoutException):
                     no_answers += 1
                     retries = min(retries, policy.timeout_attempts - 1)
             failures += 1
             wait = policy.backoff(failures) if wait is None else min(wait, policy.max_retry_after)
             spent = time.monotonic() - started
-            if failures > retries or no_answers >= policy.timeout_attempts:
-                raise where.error(f"{action}: {reason}{_tries(failures, spent)}") from None
-            if spent + wait > policy.timeout:
-                raise where.error(f"{action}: {reason}{_tries(failures, spent)}") from None
+            out_of_tries = failures > retries or no_answers >= policy.timeout_attempts
+            if out_of_tries or spent + wait > policy.timeout:
+                tries = _tries(failures, spent)
+                raise where.error(f"{action}: {reason}{tries}", status=status) from None
             self.notify(RetryNotice(where, action, reason, failures, retries, wait))
             time.sleep(wait)
 
