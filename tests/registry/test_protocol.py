@@ -110,3 +110,16 @@ def test_map_inside_map_completes_on_a_small_pool():
     with RegistryClient(credentials=lambda registry: None, max_workers=2) as client:
         result = client.map(lambda outer: client.map(lambda inner: outer * inner, [1, 2]), range(6))
     assert result == [[n, 2 * n] for n in range(6)]
+
+
+def test_a_registry_s_own_words_stay_on_one_short_line():
+    def handler(request: httpx.Request) -> httpx.Response:
+        message = "first line\nsecond line\r\n\x1b[31m" + "x" * 20000
+        return httpx.Response(404, json={"errors": [{"code": "NAME_UNKNOWN", "message": message}]})
+
+    with _client(handler) as client, pytest.raises(RegistryError) as caught:
+        client.get_manifest(REF)
+    text = str(caught.value)
+    assert "\n" not in text and "\r" not in text and "\x1b" not in text
+    assert "NAME_UNKNOWN: first line second line [31mxxx" in text
+    assert len(text) < 1100
