@@ -29,7 +29,7 @@ from matrix.registry.answers import (
     parse_answer,
     read_response,
 )
-from matrix.registry.credentials import Credentials
+from matrix.registry.credentials import Credentials, excluded_by_hosts
 from matrix.registry.errors import AuthenticationError, RegistryError, TransientError
 
 # Tokens are dropped a little before they expire, so one is never sent dying.
@@ -250,8 +250,10 @@ class RegistryAuth(httpx.Auth):
             body = read_response(response, TOKEN_LIMIT, cut=status != 200)
             if status in (401, 403):
                 who = f"user {credentials.username!r}" if credentials else "anonymous access"
+                excluded = None if credentials else excluded_by_hosts(self.registry)
                 raise AuthenticationError(
-                    f"the token service {realm} refused {who} (HTTP {status})",
+                    f"the token service {realm} refused {who} (HTTP {status})"
+                    + (f", and {excluded}" if excluded else ""),
                     registry=self.registry,
                     status=status,
                 )
