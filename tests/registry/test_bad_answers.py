@@ -74,9 +74,9 @@ def bad(request):
     server.stop()
 
 
-def release_options(tmp_path: Path, host: str) -> list[str]:
-    """A one-image release whose base image is in the bad registry, and a releases
-    file, so commands go past the tag list to the manifests."""
+def config_options(tmp_path: Path, host: str) -> list[str]:
+    """A one-image release line whose base image is in the bad registry, and a
+    releases file, with which commands go past the tag list to the manifests."""
     (tmp_path / "dockerfiles" / "context").mkdir(parents=True)
     (tmp_path / "dockerfiles" / "app.Dockerfile.j2").write_text(TEMPLATE)
     (tmp_path / "dockerfiles" / "context" / "README").write_text("build context\n")
@@ -84,7 +84,7 @@ def release_options(tmp_path: Path, host: str) -> list[str]:
     config.write_text(CONFIG.format(host=host, repository="bad/app"))
     releases = tmp_path / "releases.txt"
     releases.write_text("2.11.5\n")
-    return ["--version", "2.11.5", "--sha", COMMIT, "--config", str(config), "--registry", host]
+    return ["--config", str(config), "--registry", host]
 
 
 def assert_one_error_line(err: str, expected: str) -> str:
@@ -98,14 +98,19 @@ def assert_one_error_line(err: str, expected: str) -> str:
     return errors[0]
 
 
-@pytest.mark.parametrize("command", ["tags", "verify", "diff", "publish --dry-run"])
+@pytest.mark.parametrize(
+    "command", ["tags", "verify", "diff", "publish --dry-run", "refresh --dry-run"]
+)
 def test_a_bad_answer_is_one_line_and_exit_2(bad, command, tmp_path, capsys):
-    """``tags`` meets the bad answer in the tag list; the others, given the releases
-    file, in the manifests (the base image's, or the release's own)."""
+    """``tags`` and ``refresh`` meet the bad answer in the tag list; the others, given
+    the releases file, in the manifests (the base image's, or the release's own)."""
     if command == "tags":
         argv = ["tags", f"{bad.host}/bad/app"]
+    elif command == "refresh --dry-run":
+        argv = ["refresh", "--dry-run", *config_options(tmp_path, bad.host)]
     else:
-        argv = [*command.split(), *release_options(tmp_path, bad.host)]
+        argv = [*command.split(), *config_options(tmp_path, bad.host)]
+        argv += ["--version", "2.11.5", "--sha", COMMIT]
         argv += ["--releases", str(tmp_path / "releases.txt")]
     assert main(argv) == 2
     out, err = capsys.readouterr()
@@ -204,6 +209,22 @@ def test_timeouts_come_from_the_environment_and_are_checked(monkeypatch):
     monkeypatch.setenv("MATRIX_REGISTRY_CONNECT_TIMEOUT", "soon")
     with pytest.raises(ValueError, match="MATRIX_REGISTRY_CONNECT_TIMEOUT='soon': expected a"):
         RegistryClient()
+    for value in ("0", "-1", "inf", "nan"):
+        monkeypatch.setenv("MATRIX_REGISTRY_CONNECT_TIMEOUT", value)
+        with pytest.raises(ValueError, match="greater than 0"):
+            RegistryClient()
+    monkeypatch.delenv("MATRIX_REGISTRY_CONNECT_TIMEOUT")
+    with pytest.raises(ValueError, match="a timeout of 0: expected"):
+        RegistryClient(read_timeout=0)
+
+
+def test_a_bad_timeout_in_the_environment_is_one_line_and_exit_2(monkeypatch, capsys):
+    monkeypatch.setenv("MATRIX_REGISTRY_READ_TIMEOUT", "30s")
+    assert main(["tags", "127.0.0.1:1/x"]) == 2
+    assert capsys.readouterr().err == (
+        "matrix: error: MATRIX_REGISTRY_READ_TIMEOUT='30s': "
+        "expected a number of seconds, such as 10\n"
+    )
 
 
 def test_an_excluded_host_is_named_when_auth_fails(basic_registry, monkeypatch, capsys):
