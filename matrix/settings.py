@@ -82,13 +82,8 @@ class Registries:
 
     def client(self) -> RegistryClient:
         """A registry client that talks plain HTTP exactly where these settings say."""
-        import stamina.instrumentation
-
         from matrix.registry import RegistryClient
 
-        # stamina logs every retry as a bare warning line; a command's output is its own
-        # lines, and an error that outlives the retries ends in one clear line anyway.
-        stamina.instrumentation.set_on_retry_hooks([])
         plain = {r.host for r in (self.target, *self.named_mirrors) if r.plain_http}
         return RegistryClient(insecure_registries=sorted(self.insecure | plain))
 

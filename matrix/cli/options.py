@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from matrix import settings
+from matrix.errors import UserError
 from matrix.settings import (
     ENGINES,
     BuildSettings,
@@ -115,8 +116,18 @@ def add_registry_options(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="HOST[:PORT]",
+        type=_registry_host,
         help="talk plain HTTP to this registry (repeatable; loopback registries always are)",
     )
+
+
+def _registry_host(text: str) -> str:
+    from matrix.registry import check_registry_host
+
+    try:
+        return check_registry_host(text)
+    except UserError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def add_registry(parser: argparse.ArgumentParser) -> None:

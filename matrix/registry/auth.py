@@ -21,13 +21,23 @@ from dataclasses import dataclass
 
 import httpx
 
-from matrix.registry.credentials import Credentials
+from matrix.registry.answers import (
+    ERROR_LIMIT,
+    TOKEN_LIMIT,
+    BadAnswer,
+    TokenAnswer,
+    parse_answer,
+    read_response,
+)
+from matrix.registry.credentials import Credentials, excluded_by_hosts
 from matrix.registry.errors import AuthenticationError, RegistryError, TransientError
 
 # Tokens are dropped a little before they expire, so one is never sent dying.
 _EXPIRY_MARGIN = 10.0
 _DEFAULT_TOKEN_LIFETIME = 60.0  # what the token spec says when expires_in is missing
 _CLIENT_ID = "matrix"
+# Request extension marking a token request, so a failure to reach it names the service.
+TOKEN_SERVICE = "matrix.token_service"
 
 _TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
 _QUOTED = r'"(?:[^"\\]|\\.)*"'
@@ -147,7 +157,8 @@ class RegistryAuth(httpx.Auth):
         response = yield request
         if response.status_code != 401:
             return
-        answered = _pick_challenge(response)
+        read_response(response, ERROR_LIMIT, cut=True)
+        answered = _pick_challenge(response.headers)
         if answered is None:
             return
         if answered.scheme == "basic":
@@ -219,51 +230,61 @@ class RegistryAuth(httpx.Auth):
             }
             if service:
                 form["service"] = service
-            token_request = httpx.Request("POST", realm, data=form)
+            token_request = httpx.Request(
+                "POST", realm, data=form, extensions={TOKEN_SERVICE: True}
+            )
         else:
             params = [("service", service)] if service else []
             params += [("scope", scope) for scope in scopes]
-            token_request = httpx.Request("GET", httpx.URL(realm).copy_merge_params(params))
+            token_request = httpx.Request(
+                "GET",
+                httpx.URL(realm).copy_merge_params(params),
+                extensions={TOKEN_SERVICE: True},
+            )
             if credentials is not None and credentials.username:
                 pair = f"{credentials.username}:{credentials.password}".encode()
                 token_request.headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
         response = yield token_request
-        response.read()
-        if response.status_code in (401, 403):
-            who = f"user {credentials.username!r}" if credentials else "anonymous access"
-            raise AuthenticationError(
-                f"the token service {realm} refused {who} (HTTP {response.status_code})",
-                registry=self.registry,
-                status=response.status_code,
-            )
-        if response.status_code == 429 or response.status_code >= 500:
-            raise TransientError(
-                f"the token service {realm} answered HTTP {response.status_code}",
-                response.status_code,
-                retry_after_seconds(response.headers.get("retry-after")),
-            )
-        if response.status_code != 200:
-            raise RegistryError(
-                f"the token service {realm} answered HTTP {response.status_code}",
-                registry=self.registry,
-                status=response.status_code,
-            )
+        status = response.status_code
         try:
-            answer = response.json()
-            value = answer.get("token") or answer["access_token"]
-            lifetime = float(answer.get("expires_in") or _DEFAULT_TOKEN_LIFETIME)
-        except (ValueError, KeyError, TypeError, AttributeError):
+            body = read_response(response, TOKEN_LIMIT, cut=status != 200)
+            if status in (401, 403):
+                who = f"user {credentials.username!r}" if credentials else "anonymous access"
+                excluded = None if credentials else excluded_by_hosts(self.registry)
+                raise AuthenticationError(
+                    f"the token service {realm} refused {who} (HTTP {status})"
+                    + (f", and {excluded}" if excluded else ""),
+                    registry=self.registry,
+                    status=status,
+                )
+            if status == 429 or status >= 500:
+                raise TransientError(
+                    f"the token service {realm} answered HTTP {status}",
+                    status,
+                    retry_after_seconds(response.headers.get("retry-after")),
+                )
+            if status != 200:
+                raise RegistryError(
+                    f"the token service {realm} answered HTTP {status}",
+                    registry=self.registry,
+                    status=status,
+                )
+            content_type = response.headers.get("content-type", "").split(";")[0]
+            answer = parse_answer(TokenAnswer, body, content_type)
+        except BadAnswer as error:
             raise RegistryError(
-                f"the token service {realm} gave an unreadable answer", registry=self.registry
+                f"the token service {realm} gave a bad answer: {error}", registry=self.registry
             ) from None
+        value = answer.value
+        lifetime = answer.expires_in or _DEFAULT_TOKEN_LIFETIME
         margin = min(_EXPIRY_MARGIN, lifetime / 10)
         return _Token(value, started + lifetime - margin)
 
 
-def _pick_challenge(response: httpx.Response) -> Challenge | None:
+def _pick_challenge(headers: httpx.Headers) -> Challenge | None:
     challenges = [
         challenge
-        for header in response.headers.get_list("www-authenticate")
+        for header in headers.get_list("www-authenticate")
         for challenge in parse_www_authenticate(header)
     ]
     for scheme in ("bearer", "basic"):
@@ -278,9 +299,9 @@ def _without_scope(params: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in params.items() if k in ("realm", "service")}
 
 
-def refusal_reason(response: httpx.Response) -> str | None:
+def refusal_reason(headers: httpx.Headers) -> str | None:
     """The ``error`` a bearer challenge names: ``insufficient_scope``, ``invalid_token``..."""
-    challenge = _pick_challenge(response)
+    challenge = _pick_challenge(headers)
     return challenge.params.get("error") if challenge else None
 
 

@@ -1,11 +1,5 @@
-"""Copies by manifest: retag within a repository, copy across repositories and registries.
-
-Digests never change: manifests are copied as the exact bytes received, never
-re-serialized. Content goes first (blobs, then child manifests by digest) and the
-tag last, so an interrupted copy leaves no tag naming something incomplete.
-Within one registry blobs are mounted, so no layer byte moves; between registries
-they are streamed.
-"""
+"""Retag within a repository, copy across repositories and registries, assemble an
+index: each is `matrix.registry.ensure` with its own source and targets."""
 
 from __future__ import annotations
 
@@ -15,17 +9,9 @@ from dataclasses import dataclass
 from matrix.errors import InvalidReference
 from matrix.reference import ImageReference
 from matrix.registry.client import Manifest, RegistryClient
+from matrix.registry.ensure import RegistrySource, ensure, ensure_content
 from matrix.registry.errors import RegistryError
-from matrix.registry.manifests import (
-    INDEX_TYPES,
-    OCI_INDEX,
-    Descriptor,
-    Platform,
-    blobs,
-    build_index,
-    children,
-    parse_manifest,
-)
+from matrix.registry.manifests import OCI_INDEX, Descriptor, Platform, build_index, sha256_digest
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,17 +54,8 @@ def retag(
     changes = plan_retag(client, manifest.digest, targets)
     if dry_run:
         return changes
-    pending = [change for change in changes if change.action != "unchanged"]
-    prepared: set[tuple[str, str]] = set()
-    for change in pending:
-        repository = (change.target.registry, change.target.repository)
-        if repository not in prepared:
-            copy_content(client, source, change.target, manifest)
-            prepared.add(repository)
-    client.map(
-        lambda change: client.put_manifest(change.target, manifest.content, manifest.media_type),
-        pending,
-    )
+    current = {change.target: change.before for change in changes}
+    ensure(client, RegistrySource(source), targets, manifest, current=current)
     return changes
 
 
@@ -107,64 +84,14 @@ def copy(
     manifest: Manifest | None = None,
 ) -> str:
     """Copy ``source`` (an image or an index and its children) to ``target``; its digest."""
-    if manifest is None:
-        manifest = client.get_manifest(source)
-    copy_content(client, source, target, manifest)
-    return client.put_manifest(target, manifest.content, manifest.media_type)
+    return ensure(client, RegistrySource(source), [target], manifest)
 
 
 def copy_content(
     client: RegistryClient, source: ImageReference, target: ImageReference, manifest: Manifest
 ) -> None:
     """Put everything ``manifest`` needs into ``target``'s repository, but not the manifest."""
-    if (source.registry, source.repository) == (target.registry, target.repository):
-        return
-    document = parse_manifest(manifest.content)
-    if manifest.media_type not in INDEX_TYPES:
-        _copy_blobs(client, source, target, blobs(document))
-        return
-    entries = children(document)
-    present = client.map(
-        lambda entry: client.head_manifest(target.with_digest(entry.digest)) is not None, entries
-    )
-    missing = [entry for entry, there in zip(entries, present, strict=True) if not there]
-    fetched = client.map(
-        lambda entry: client.get_manifest(source.with_digest(entry.digest)), missing
-    )
-    needed: list[Descriptor] = []
-    for child in fetched:
-        if child.media_type in INDEX_TYPES:
-            copy_content(client, source, target, child)
-        else:
-            needed += blobs(parse_manifest(child.content))
-    _copy_blobs(client, source, target, needed)
-    client.map(
-        lambda child: client.put_manifest(
-            target.with_digest(child.digest), child.content, child.media_type
-        ),
-        fetched,
-    )
-
-
-def _copy_blobs(
-    client: RegistryClient,
-    source: ImageReference,
-    target: ImageReference,
-    descriptors: Iterable[Descriptor],
-) -> None:
-    digests = list(dict.fromkeys(descriptor.digest for descriptor in descriptors))
-    if source.registry == target.registry:
-
-        def transfer(digest: str) -> None:
-            if not client.mount_blob(target, digest, source.repository):
-                client.copy_blob(source, target, digest)
-    else:
-
-        def transfer(digest: str) -> None:
-            if not client.blob_exists(target, digest):
-                client.copy_blob(source, target, digest)
-
-    client.map(transfer, digests)
+    ensure_content(client, RegistrySource(source), target, manifest)
 
 
 def assemble_index(
@@ -200,7 +127,9 @@ def assemble_index(
                 reference=digest,
             )
         descriptors.append(Descriptor(head.media_type, head.digest, head.size, platform))
-    return client.put_manifest(target, build_index(descriptors, annotations), OCI_INDEX)
+    index = build_index(descriptors, annotations)
+    manifest = Manifest(index, OCI_INDEX, sha256_digest(index))
+    return ensure(client, RegistrySource(target), [target], manifest)
 
 
 def _unique_tags(targets: Sequence[ImageReference]) -> list[ImageReference]:

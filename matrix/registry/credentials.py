@@ -65,6 +65,25 @@ def find_credentials(registry: str, environ: Mapping[str, str] | None = None) ->
     )
 
 
+def excluded_by_hosts(registry: str, environ: Mapping[str, str] | None = None) -> str | None:
+    """Why ``MATRIX_REGISTRY_USERNAME`` was not used for ``registry``, if
+    ``MATRIX_REGISTRY_HOSTS`` left it out; None when that is not the reason."""
+    environ = os.environ if environ is None else environ
+    if not environ.get(USERNAME_VARIABLE):
+        return None
+    hosts = _listed_hosts(environ)
+    if not hosts or config_key(registry) in {config_key(h) for h in hosts}:
+        return None
+    return (
+        f"{USERNAME_VARIABLE} is not used for {registry}: "
+        f"{HOSTS_VARIABLE} names only {', '.join(sorted(hosts))}"
+    )
+
+
+def _listed_hosts(environ: Mapping[str, str]) -> set[str]:
+    return {h.strip() for h in environ.get(HOSTS_VARIABLE, "").split(",") if h.strip()}
+
+
 def _from_matrix_variables(registry: str, environ: Mapping[str, str]) -> Credentials | None:
     username = environ.get(USERNAME_VARIABLE)
     password = environ.get(PASSWORD_VARIABLE)
@@ -72,7 +91,7 @@ def _from_matrix_variables(registry: str, environ: Mapping[str, str]) -> Credent
         return None
     if not username or not password:
         raise CredentialsError(f"set both {USERNAME_VARIABLE} and {PASSWORD_VARIABLE}, or neither")
-    hosts = {h.strip() for h in environ.get(HOSTS_VARIABLE, "").split(",") if h.strip()}
+    hosts = _listed_hosts(environ)
     if hosts and config_key(registry) not in {config_key(h) for h in hosts}:
         return None
     return Credentials(username, password, source=f"${USERNAME_VARIABLE}")

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 from matrix.errors import UserError
+
+# A registry's own words end up in the message: no line breaks or control characters
+# may split the one error line, and no registry gets to print a page of text.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+_MAX_MESSAGE = 1000
 
 
 class RegistryError(UserError):
@@ -23,6 +30,10 @@ class RegistryError(UserError):
         status: int | None = None,
         code: str | None = None,
     ) -> None:
+        message = _CONTROL.sub(" ", message)
+        if len(message) > _MAX_MESSAGE:
+            message = message[: _MAX_MESSAGE - 3] + "..."
+        self.detail = message
         self.registry = registry
         self.repository = repository
         self.reference = reference

@@ -1,44 +1,65 @@
-"""Push an image from an OCI image layout (a folder) to a registry by digest alone.
+"""An OCI image layout (a folder) as a source for `matrix.registry.ensure`.
 
 This is push-by-digest for engines that cannot do it themselves (podman pushes
 only to tags): the engine writes the image to a layout folder, and its blobs and
-manifest go to the registry with no tag, named by their digests. Blobs the
-repository already holds are not sent again.
+manifest go to the registry with no tag, named by their digests. What the
+repository already holds is not sent again.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 from matrix.errors import UserError
 from matrix.reference import ImageReference
-from matrix.registry.client import RegistryClient
+from matrix.registry.answers import BadAnswer
+from matrix.registry.client import Manifest, RegistryClient
+from matrix.registry.ensure import ensure
 from matrix.registry.manifests import (
     INDEX_TYPES,
     MANIFEST_TYPES,
     Descriptor,
-    blobs,
     digest_matches,
     parse_manifest,
+    validate_manifest,
 )
+
+
+@dataclass(frozen=True, slots=True)
+class LayoutSource:
+    """The one image manifest of a layout folder, and the blobs beside it."""
+
+    path: Path
+
+    def manifest(self, client: RegistryClient, digest: str | None = None) -> Manifest:
+        manifest_path, descriptor = _only_manifest(self.path)
+        if digest is not None and digest != descriptor.digest:
+            raise UserError(f"{self.path}: holds no manifest {digest}")
+        content = manifest_path.read_bytes()
+        if not digest_matches(content, descriptor.digest):
+            raise UserError(f"{manifest_path}: does not match its digest {descriptor.digest}")
+        try:
+            validate_manifest(content, descriptor.media_type)
+        except BadAnswer as error:
+            raise UserError(f"{manifest_path}: not an image manifest: {error}") from None
+        return Manifest(content, descriptor.media_type, descriptor.digest)
+
+    def holds(self, target: ImageReference) -> bool:
+        return False
+
+    def bring_blob(self, client: RegistryClient, target: ImageReference, digest: str) -> None:
+        if not client.blob_exists(target, digest):
+            client.upload_blob_file(target, _blob_path(self.path, digest), digest)
 
 
 def push_layout(client: RegistryClient, layout: Path, repository: ImageReference) -> Descriptor:
     """Push the one image manifest of ``layout`` into ``repository``; its descriptor."""
-    manifest_path, descriptor = _only_manifest(layout)
-    content = manifest_path.read_bytes()
-    if not digest_matches(content, descriptor.digest):
-        raise UserError(f"{manifest_path}: does not match its digest {descriptor.digest}")
-    needed = [d.digest for d in blobs(parse_manifest(content))]
-
-    def send(digest: str) -> None:
-        if not client.blob_exists(repository, digest):
-            client.upload_blob_file(repository, _blob_path(layout, digest), digest)
-
-    client.map(send, list(dict.fromkeys(needed)))
-    client.put_manifest(repository.with_digest(descriptor.digest), content, descriptor.media_type)
-    return descriptor
+    source = LayoutSource(layout)
+    manifest = source.manifest(client)
+    ensure(client, source, [repository.with_digest(manifest.digest)], manifest)
+    return Descriptor(manifest.media_type, manifest.digest, len(manifest.content))
 
 
 def image_platform(layout: Path) -> str:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from matrix.platform import Platform
+from matrix.registry.answers import ImageManifestModel, IndexModel, parse_answer
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
@@ -66,6 +67,11 @@ def digest_matches(content: bytes, digest: str) -> bool:
     if algorithm not in ("sha256", "sha384", "sha512"):
         return False
     return hashlib.new(algorithm, content).hexdigest() == expected
+
+
+def validate_manifest(content: bytes, media_type: str) -> None:
+    """Check ``content`` against the schema of ``media_type``; BadAnswer if it does not fit."""
+    parse_answer(IndexModel if media_type in INDEX_TYPES else ImageManifestModel, content)
 
 
 def parse_manifest(content: bytes) -> dict[str, Any]:

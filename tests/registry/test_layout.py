@@ -61,8 +61,12 @@ def test_push_by_digest_writes_no_tag_and_skips_blobs_already_there(
     second = _layout(tmp_path / "b", architecture="amd64")
     client.requests.reset()
     push_layout(client, tmp_path / "b", target)
-    assert client.requests.by_method == {"HEAD": 2, "POST": 1, "PUT": 2}
+    assert client.requests.by_method == {"HEAD": 3, "POST": 1, "PUT": 2}
     assert client.head_manifest(target.with_digest(second)) is not None
+    # Pushed again (a retried build job): one look, nothing sent.
+    client.requests.reset()
+    assert push_layout(client, tmp_path / "b", target).digest == second
+    assert client.requests.by_method == {"HEAD": 1}
 
 
 def test_a_folder_that_is_not_a_one_image_layout_is_a_user_error(tmp_path, make_client, repo):

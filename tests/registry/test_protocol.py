@@ -10,7 +10,14 @@ from matrix.registry import RegistryClient, RegistryError
 from matrix.registry.manifests import OCI_MANIFEST, sha256_digest
 from tests.registry.conftest import FAST_RETRY
 
-MANIFEST = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "layers": []}).encode()
+EMPTY_CONFIG = {
+    "mediaType": "application/vnd.oci.empty.v1+json",
+    "digest": sha256_digest(b"{}"),
+    "size": 2,
+}
+MANIFEST = json.dumps(
+    {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": EMPTY_CONFIG, "layers": []}
+).encode()
 REF = parse_reference("registry.example/team/app:1")
 
 
@@ -91,7 +98,10 @@ def test_connection_errors_are_retried_then_reported_with_the_reference():
     with _client(handler) as client, pytest.raises(RegistryError) as caught:
         client.head_manifest(REF)
     assert len(attempts) == FAST_RETRY.attempts
-    assert str(caught.value) == "registry.example/team/app:1: head manifest: connection refused"
+    assert str(caught.value).startswith(
+        "registry.example/team/app:1: head manifest: connection refused "
+        f"({FAST_RETRY.attempts} tries in "
+    )
 
 
 @pytest.mark.timeout(20)
@@ -100,3 +110,16 @@ def test_map_inside_map_completes_on_a_small_pool():
     with RegistryClient(credentials=lambda registry: None, max_workers=2) as client:
         result = client.map(lambda outer: client.map(lambda inner: outer * inner, [1, 2]), range(6))
     assert result == [[n, 2 * n] for n in range(6)]
+
+
+def test_a_registry_s_own_words_stay_on_one_short_line():
+    def handler(request: httpx.Request) -> httpx.Response:
+        message = "first line\nsecond line\r\n\x1b[31m" + "x" * 20000
+        return httpx.Response(404, json={"errors": [{"code": "NAME_UNKNOWN", "message": message}]})
+
+    with _client(handler) as client, pytest.raises(RegistryError) as caught:
+        client.get_manifest(REF)
+    text = str(caught.value)
+    assert "\n" not in text and "\r" not in text and "\x1b" not in text
+    assert "NAME_UNKNOWN: first line second line [31mxxx" in text
+    assert len(text) < 1100

@@ -11,6 +11,7 @@ import pytest
 from matrix.reference import ImageReference
 from matrix.registry import RateBudget, RateLimit, RetryPolicy, parse_quota, retag
 from matrix.registry.ratelimit import DOCKER_HUB_LIMIT, Quota, counts_as_pull
+from tests.registry.conftest import ONE_IMAGE_CONFIG as CONFIG
 from tests.support.images import push_index
 
 # Real backoff shape, test-sized waits; enough attempts to outlast a 2 s storm of
@@ -300,33 +301,6 @@ def test_a_storm_of_429s_is_ridden_out_and_the_requests_reported(fault_proxy, ma
 
 # -- the command line -------------------------------------------------------------------
 
-CONFIG = """\
-schema = 1
-registry = "docker.io"
-templates = "dockerfiles"
-
-[defaults]
-platforms = ["linux/amd64", "linux/arm64"]
-release_sha_tags = true
-sha_length = 7
-prerelease_dev_tags = "none"
-images = ["prefect"]
-
-[images.prefect]
-repository = "{repository}"
-dev_repository = "{repository}-dev"
-source = "https://github.com/PrefectHQ/prefect"
-flavors = ["standard"]
-
-[flavors.standard]
-suffix = ""
-template = "standard.Dockerfile.j2"
-
-[[lines]]
-versions = ">=2.11.0, <2.12.0"
-latest_python = "3.10"
-python.standard = ["3.10"]
-"""
 COMMIT = "3333333cccc"
 
 

@@ -1,0 +1,640 @@
+"""The HTTP plumbing under the registry API: sessions, auth, pacing, retries, answers.
+
+One keep-alive connection pool per registry, authenticated by `RegistryAuth` and
+paced by its `RateBudget`. Every request is one ``attempt`` under the retry policy:
+429, 5xx and connection failures are tried again with exponential backoff, and each
+retry is said (``notify``, stderr by default) so a person sees why a command waits.
+Every answer's body is read up to a limit (`matrix.registry.answers`) and comes back
+as an `Answer`; a refusal becomes a `RegistryError` naming registry, repository and
+reference. Plain HTTP is used only for loopback registries and the ones named as
+insecure; everything else is HTTPS with verified certificates.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import random
+import re
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TypeVar
+
+import httpx
+
+from matrix.errors import UserError
+from matrix.reference import ImageReference
+from matrix.registry.answers import (
+    ERROR_LIMIT,
+    SMALL_LIMIT,
+    BadAnswer,
+    ErrorBody,
+    M,
+    TooLarge,
+    parse_answer,
+    read_response,
+)
+from matrix.registry.auth import TOKEN_SERVICE, RegistryAuth, refusal_reason, retry_after_seconds
+from matrix.registry.credentials import Credentials, excluded_by_hosts, find_credentials
+from matrix.registry.errors import AuthenticationError, RegistryError, TransientError
+from matrix.registry.ratelimit import DEFAULT_RATE_LIMITS, RateBudgets, RateLimit, RequestsSpent
+
+T = TypeVar("T")
+
+CONNECT_TIMEOUT_VARIABLE = "MATRIX_REGISTRY_CONNECT_TIMEOUT"
+READ_TIMEOUT_VARIABLE = "MATRIX_REGISTRY_READ_TIMEOUT"
+DEFAULT_CONNECT_TIMEOUT = 10.0
+DEFAULT_READ_TIMEOUT = 30.0
+# Blob stores redirect once or twice; more than this is a loop.
+MAX_REDIRECTS = 10
+# Docker Hub's references say docker.io; its API lives elsewhere.
+DEFAULT_ENDPOINTS: Mapping[str, str] = {"docker.io": "registry-1.docker.io"}
+
+_HOST_LABEL = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How hard to try.
+
+    ``attempts`` tries in all, waiting ``wait_initial`` doubled after each failure (at
+    most ``wait_max``, plus up to ``wait_jitter``), or what a 429's Retry-After says
+    (at most ``max_retry_after``); no retry starts once ``timeout`` seconds have gone.
+    A registry that took the connection and never answered already cost a whole read
+    timeout, so such a request is tried only ``timeout_attempts`` times.
+    """
+
+    attempts: int = 5
+    timeout: float = 120.0
+    wait_initial: float = 0.25
+    wait_max: float = 10.0
+    wait_jitter: float = 0.25
+    max_retry_after: float = 60.0
+    timeout_attempts: int = 2
+
+    def backoff(self, failures: int) -> float:
+        wait = min(self.wait_max, self.wait_initial * 2 ** (failures - 1))
+        return wait + random.uniform(0, self.wait_jitter)
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Seconds to wait for a connection, and for each read of an answer."""
+
+    connect: float = DEFAULT_CONNECT_TIMEOUT
+    read: float = DEFAULT_READ_TIMEOUT
+
+    @classmethod
+    def resolve(
+        cls,
+        connect: float | None = None,
+        read: float | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> Timeouts:
+        """Arguments over ``MATRIX_REGISTRY_*_TIMEOUT`` over the defaults."""
+        environ = os.environ if environ is None else environ
+        return cls(
+            _seconds_setting(connect, CONNECT_TIMEOUT_VARIABLE, environ, DEFAULT_CONNECT_TIMEOUT),
+            _seconds_setting(read, READ_TIMEOUT_VARIABLE, environ, DEFAULT_READ_TIMEOUT),
+        )
+
+    def to_httpx(self) -> httpx.Timeout:
+        return httpx.Timeout(self.read, connect=self.connect)
+
+
+def _seconds_setting(
+    given: float | None, variable: str, environ: Mapping[str, str], default: float
+) -> float:
+    if given is not None:
+        value, source = given, f"a timeout of {given!r}"
+    elif environ.get(variable, "").strip():
+        text = environ[variable].strip()
+        source = f"{variable}={text!r}"
+        try:
+            value = float(text)
+        except ValueError:
+            raise UserError(f"{source}: expected a number of seconds, such as 10") from None
+    else:
+        return default
+    if not 0 < value < float("inf"):
+        raise UserError(f"{source}: expected a number of seconds greater than 0")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Where:
+    """What an error message names: registry, repository, reference."""
+
+    registry: str
+    repository: str | None = None
+    reference: str | None = None
+
+    @classmethod
+    def of(cls, ref: ImageReference, reference: str | None = None) -> Where:
+        if reference is None:
+            reference = ref.digest or ref.tag
+        return cls(ref.registry, ref.repository, reference)
+
+    def __str__(self) -> str:
+        text = self.registry
+        if self.repository:
+            text += f"/{self.repository}"
+        if self.reference:
+            text += f"@{self.reference}" if ":" in self.reference else f":{self.reference}"
+        return text
+
+    def error(self, message: str, **details: object) -> RegistryError:
+        return RegistryError(
+            message,
+            registry=self.registry,
+            repository=self.repository,
+            reference=self.reference,
+            **details,  # type: ignore[arg-type]
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A registry's answer to one request, its body read (within its limit)."""
+
+    where: Where
+    action: str
+    method: str
+    url: httpx.URL
+    status: int
+    headers: httpx.Headers
+    body: bytes
+
+    @property
+    def media_type(self) -> str:
+        return self.headers.get("content-type", "").split(";")[0].strip()
+
+    def parse(self, model: type[M]) -> M:
+        """The body as ``model``, or a RegistryError saying what does not fit."""
+        try:
+            return parse_answer(model, self.body, self.media_type)
+        except BadAnswer as error:
+            raise self.bad(str(error)) from None
+
+    def bad(self, what: str) -> RegistryError:
+        request = f"{self.method} {self.url.path}"
+        return self.where.error(f"{self.action}: bad answer to {request}: {what}")
+
+    def next_page(self) -> httpx.URL | None:
+        """The ``Link: <...>; rel="next"`` page, resolved against this request's URL."""
+        link = httpx.Response(self.status, headers=self.headers).links.get("next")
+        if not link or not link.get("url"):
+            return None
+        return self.url.join(link["url"])
+
+
+@dataclass(frozen=True, slots=True)
+class RetryNotice:
+    """A request that failed and is about to be tried again."""
+
+    where: Where
+    action: str
+    reason: str
+    retry: int  # 1 for the first retry
+    retries: int  # how many retries there may be in all
+    wait: float
+
+    def __str__(self) -> str:
+        return (
+            f"{self.where}: {self.action}: {self.reason}, "
+            f"retry {self.retry} of {self.retries} in {seconds_text(self.wait)}"
+        )
+
+
+def print_notice(notice: RetryNotice) -> None:
+    """The default ``notify``: a ``matrix: `` line on stderr (errors say ``matrix: error:``)."""
+    print(f"matrix: {notice}", file=sys.stderr, flush=True)
+
+
+def seconds_text(seconds: float) -> str:
+    if seconds >= 10 or seconds == int(seconds):
+        return f"{seconds:.0f} s"
+    return f"{seconds:.1f} s"
+
+
+class RequestCounter:
+    """Requests sent, in total and by method (token requests included), and how many
+    of them read a blob: layers and configs are what rate limits and bills count.
+    With ``budget``, ``by_method`` also tells how long the rate budget held requests
+    back and how many 429s came."""
+
+    def __init__(self, budget: RateBudgets | None = None) -> None:
+        self._lock = threading.Lock()
+        self._by_method: Counter[str] = Counter()
+        self._blob_reads = 0
+        self.budget = budget
+
+    def record(self, request: httpx.Request) -> None:
+        with self._lock:
+            self._by_method[request.method] += 1
+            if request.method == "GET" and "/blobs/sha" in request.url.path:
+                self._blob_reads += 1
+
+    @property
+    def blob_reads(self) -> int:
+        with self._lock:
+            return self._blob_reads
+
+    @property
+    def total(self) -> int:
+        with self._lock:
+            return sum(self._by_method.values())
+
+    @property
+    def by_method(self) -> RequestsSpent:
+        with self._lock:
+            counts = dict(self._by_method)
+        return RequestsSpent(counts, self.budget)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._by_method.clear()
+            self._blob_reads = 0
+        if self.budget is not None:
+            self.budget.reset_counts()
+
+
+def is_loopback(registry: str) -> bool:
+    host = registry.rsplit(":", 1)[0] if not registry.endswith("]") else registry
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_registry_host(text: str) -> str:
+    """``text`` if it is a registry's HOST[:PORT] (a DNS name, an IPv4 address or a
+    bracketed IPv6 one; a port of 1-65535), else a UserError saying what is wrong."""
+    problem = _host_problem(text)
+    if problem:
+        raise UserError(f"{text!r} is not a registry HOST[:PORT]: {problem}")
+    return text
+
+
+def _host_problem(text: str) -> str | None:
+    if text.startswith("["):
+        host, bracket, rest = text[1:].partition("]")
+        if not bracket:
+            return "an IPv6 address needs its closing ]"
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            return f"{host!r} is not an IPv6 address"
+        if rest and not rest.startswith(":"):
+            return "only :PORT may follow the address"
+        port = rest[1:] if rest else None
+    else:
+        host, colon, port_text = text.partition(":")
+        port = port_text if colon else None
+        if "://" in text or "/" in text:
+            return "give the host alone, without scheme or path"
+        labels = host.split(".")
+        if not host or not all(_HOST_LABEL.match(label) for label in labels):
+            return "a host is letters, digits, hyphens and dots"
+    if port is not None and not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
+        return f"the port {port!r} is not a number from 1 to 65535"
+    return None
+
+
+class Transport:
+    """Sessions to any number of registries, and the one way requests are sent."""
+
+    def __init__(
+        self,
+        *,
+        insecure_registries: Iterable[str] = (),
+        endpoints: Mapping[str, str] = DEFAULT_ENDPOINTS,
+        credentials: Callable[[str], Credentials | None] = find_credentials,
+        retry: RetryPolicy = RetryPolicy(),
+        timeouts: Timeouts | None = None,
+        max_connections: int = 16,
+        transport: httpx.BaseTransport | None = None,
+        rate_limits: Mapping[str, RateLimit | None] = DEFAULT_RATE_LIMITS,
+        notify: Callable[[RetryNotice], None] = print_notice,
+    ) -> None:
+        self.insecure_registries = frozenset(check_registry_host(h) for h in insecure_registries)
+        self.endpoints = dict(endpoints)
+        self.retry = retry
+        self.timeouts = timeouts or Timeouts.resolve()
+        # Pacing per registry (matrix.registry.ratelimit); a 429 pauses no longer
+        # than the retry policy would wait for it.
+        self.budget = RateBudgets(rate_limits, max_wait=retry.max_retry_after)
+        self.requests = RequestCounter(self.budget)
+        self.notify = notify
+        self._find_credentials = credentials
+        self._max_connections = max_connections
+        self._transport = transport  # for callers that route requests themselves
+        self._sessions: dict[str, httpx.Client] = {}
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        with self._lock:
+            sessions, self._sessions = list(self._sessions.values()), {}
+        for session in sessions:
+            session.close()
+
+    def base_url(self, registry: str) -> str:
+        endpoint = self.endpoints.get(registry, registry)
+        plain = is_loopback(endpoint) or registry in self.insecure_registries
+        return f"{'http' if plain else 'https'}://{endpoint}"
+
+    def session(self, registry: str) -> httpx.Client:
+        """The registry's connection pool, created on first use."""
+        with self._lock:
+            session = self._sessions.get(registry)
+            if session is None:
+                budget = self.budget[registry]
+                session = httpx.Client(
+                    base_url=self.base_url(registry),
+                    auth=RegistryAuth(registry, self._find_credentials(registry)),
+                    timeout=self.timeouts.to_httpx(),
+                    follow_redirects=True,
+                    max_redirects=MAX_REDIRECTS,
+                    limits=httpx.Limits(
+                        max_connections=self._max_connections,
+                        max_keepalive_connections=self._max_connections,
+                    ),
+                    event_hooks={
+                        "request": [self.requests.record, budget.before],
+                        "response": [budget.after],
+                    },
+                    headers={"User-Agent": "matrix"},
+                    transport=self._transport,
+                )
+                self._sessions[registry] = session
+            return session
+
+    # -- retries ---------------------------------------------------------------------
+
+    def call(self, where: Where, action: str, attempt: Callable[[], T]) -> T:
+        """Run ``attempt`` under the retry policy; what still fails becomes a RegistryError.
+
+        ``attempt`` must be safe to repeat from its start: it is the unit that is
+        retried (a blob upload retries POST and PUT together, say).
+        """
+        policy = self.retry
+        started = time.monotonic()
+        failures = no_answers = 0
+        while True:
+            try:
+                return attempt()
+            except RegistryError as error:
+                # Raised inside the auth flow, which knows the registry alone.
+                if error.repository or not where.repository:
+                    raise
+                raise type(error)(
+                    f"{action}: {error.detail}",
+                    registry=where.registry,
+                    repository=where.repository,
+                    reference=where.reference,
+                    status=error.status,
+                    code=error.code,
+                ) from None
+            except TransientError as error:
+                reason, retries = error.description, policy.attempts - 1
+                wait, status = error.retry_after, error.status
+            except httpx.TooManyRedirects as error:
+                raise where.error(
+                    f"{action}: more than {MAX_REDIRECTS} redirects (a redirect loop) "
+                    f"from {_request_url(error)}"
+                ) from None
+            except httpx.TransportError as error:
+                reason, again = self._describe(where, error)
+                if not again:
+                    raise where.error(f"{action}: {reason}") from None
+                retries, wait, status = policy.attempts - 1, None, None
+                if isinstance(error, httpx.TimeoutException):
+                    no_answers += 1
+                    retries = min(retries, policy.timeout_attempts - 1)
+            failures += 1
+            wait = policy.backoff(failures) if wait is None else min(wait, policy.max_retry_after)
+            spent = time.monotonic() - started
+            out_of_tries = failures > retries or no_answers >= policy.timeout_attempts
+            if out_of_tries or spent + wait > policy.timeout:
+                tries = _tries(failures, spent)
+                raise where.error(f"{action}: {reason}{tries}", status=status) from None
+            self.notify(RetryNotice(where, action, reason, failures, retries, wait))
+            time.sleep(wait)
+
+    def _netloc(self, registry: str) -> bytes:
+        return httpx.URL(self.base_url(registry)).netloc
+
+    def _describe(self, where: Where, error: httpx.TransportError) -> tuple[str, bool]:
+        """What went wrong in a person's words, and whether trying again may help."""
+        text = str(error) or type(error).__name__
+        lower = text.lower()
+        request = _request_of(error)
+        origin = ""
+        if request is not None and request.extensions.get(TOKEN_SERVICE):
+            origin = f"the token service {request.url.copy_with(query=None)}: "
+        elif request is not None and request.url.netloc != self._netloc(where.registry):
+            origin = f"{request.url.scheme}://{request.url.netloc.decode()}: "
+        again = True
+        if isinstance(error, httpx.ConnectTimeout):
+            reason = (
+                f"no connection within {seconds_text(self.timeouts.connect)} "
+                f"(connect timeout, {CONNECT_TIMEOUT_VARIABLE})"
+            )
+        elif isinstance(error, httpx.ReadTimeout | httpx.WriteTimeout):
+            reason = (
+                f"no answer within {seconds_text(self.timeouts.read)} "
+                f"(read timeout, {READ_TIMEOUT_VARIABLE})"
+            )
+        elif isinstance(error, httpx.PoolTimeout):
+            reason = f"no free connection within {seconds_text(self.timeouts.read)}"
+        elif "refused" in lower:
+            reason = "connection refused"
+        elif "ssl" in lower or "certificate" in lower:
+            reason, again = f"TLS failed ({text})", False
+            if "wrong version number" in lower or "record layer" in lower:
+                reason += "; if it speaks plain HTTP, name it with --insecure-registry"
+        elif isinstance(error, httpx.RemoteProtocolError) and "disconnected" in lower:
+            reason = "the connection closed without an answer"
+        elif isinstance(error, httpx.UnsupportedProtocol):
+            reason, again = text, False
+        else:
+            reason = text
+        return origin + reason, again
+
+    # -- sending ---------------------------------------------------------------------
+
+    def send(
+        self,
+        where: Where,
+        action: str,
+        method: str,
+        url: str | httpx.URL,
+        *,
+        headers: Mapping[str, str] | None = None,
+        content: bytes | Iterable[bytes] | None = None,
+        limit: int = SMALL_LIMIT,
+    ) -> Answer:
+        """One attempt; 429 and 5xx raise to retry. A success's body may be ``limit``
+        bytes (more is an error); a refusal's is read up to ERROR_LIMIT."""
+        session = self.session(where.registry)
+        request = session.build_request(method, url, headers=headers, content=content)
+        response = session.send(request, stream=True)
+        try:
+            body = self._read(where, action, response, limit)
+        finally:
+            response.close()
+        url, status = response.request.url, response.status_code
+        answer = Answer(where, action, method, url, status, response.headers, body)
+        raise_if_transient(answer)
+        return answer
+
+    def _read(self, where: Where, action: str, response: httpx.Response, limit: int) -> bytes:
+        # A refusal's body is read for its error code alone: cut, never refused.
+        success = response.is_success
+        try:
+            return read_response(response, limit if success else ERROR_LIMIT, cut=not success)
+        except (TooLarge, httpx.DecodingError) as error:
+            request = response.request
+            raise where.error(
+                f"{action}: bad answer to {request.method} {request.url.path}: {error}"
+            ) from None
+
+    def request(
+        self,
+        where: Where,
+        action: str,
+        method: str,
+        url: str | httpx.URL,
+        *,
+        expect: tuple[int, ...] = (200,),
+        missing_ok: bool = False,
+        headers: Mapping[str, str] | None = None,
+        content: bytes | None = None,
+        limit: int = SMALL_LIMIT,
+    ) -> Answer | None:
+        """Send with retries; None for a 404 when ``missing_ok``, else the expected answer."""
+        answer = self.call(
+            where,
+            action,
+            lambda: self.send(
+                where, action, method, url, headers=headers, content=content, limit=limit
+            ),
+        )
+        if answer.status in expect:
+            return answer
+        if missing_ok and answer.status == 404:
+            return None
+        raise self.refusal(answer)
+
+    @contextmanager
+    def stream(self, where: Where, action: str, url: str) -> Iterator[httpx.Response]:
+        """A GET whose body the caller streams on (a blob); a refusal raises."""
+        session = self.session(where.registry)
+        with session.stream("GET", url) as response:
+            if not response.is_success:
+                answer = Answer(
+                    where,
+                    action,
+                    "GET",
+                    response.request.url,
+                    response.status_code,
+                    response.headers,
+                    self._read(where, action, response, ERROR_LIMIT),
+                )
+                raise_if_transient(answer)
+                raise self.refusal(answer)
+            yield response
+
+    def refusal(self, answer: Answer) -> RegistryError:
+        """The error for an answer that will not change by asking again."""
+        status = answer.status
+        code, message = error_detail(answer)
+        detail = f" ({code}: {message})" if code and message else f" ({code})" if code else ""
+        action = answer.action
+        if status == 401:
+            auth = self.session(answer.where.registry).auth
+            credentials = auth.credentials if isinstance(auth, RegistryAuth) else None
+            text = _unauthorized_reason(
+                answer.where.registry, credentials, refusal_reason(answer.headers), action
+            )
+        elif status == 403:
+            text = f"access denied{detail}"
+        elif status == 404:
+            text = f"not found{detail}"
+        else:
+            text = f"HTTP {status}{detail}"
+        kind = AuthenticationError if status in (401, 403) else RegistryError
+        where = answer.where
+        return kind(
+            f"{action}: {text}",
+            registry=where.registry,
+            repository=where.repository,
+            reference=where.reference,
+            status=status,
+            code=code,
+        )
+
+
+def raise_if_transient(answer: Answer) -> None:
+    status = answer.status
+    if status == 429 or status >= 500:
+        raise TransientError(
+            f"HTTP {status} to {answer.method} {answer.url.path}",
+            status,
+            retry_after_seconds(answer.headers.get("retry-after")),
+        )
+
+
+def error_detail(answer: Answer) -> tuple[str | None, str | None]:
+    """The first error code and message of a refusal's body, if it has a readable one."""
+    try:
+        errors = parse_answer(ErrorBody, answer.body).errors
+    except BadAnswer:
+        return None, None
+    if not errors:
+        return None, None
+    return errors[0].code or None, errors[0].message or None
+
+
+def _unauthorized_reason(
+    registry: str, credentials: Credentials | None, reason: str | None, action: str
+) -> str:
+    if credentials is None:
+        excluded = excluded_by_hosts(registry)
+        if excluded:
+            return f"authentication required, and {excluded}"
+        return (
+            "authentication required: run 'docker login' or set "
+            "MATRIX_REGISTRY_USERNAME and MATRIX_REGISTRY_PASSWORD"
+        )
+    if reason == "insufficient_scope":
+        return f"user {credentials.username!r} lacks the permission to {action}"
+    if reason == "invalid_token":
+        return "the registry refused the token it was given (expired or invalid)"
+    return f"the registry refused the credentials of user {credentials.username!r}"
+
+
+def _tries(failures: int, spent: float) -> str:
+    if failures <= 1:
+        return ""
+    return f" ({failures} tries in {seconds_text(spent)})"
+
+
+def _request_of(error: httpx.HTTPError) -> httpx.Request | None:
+    try:
+        return error.request
+    except RuntimeError:
+        return None
+
+
+def _request_url(error: httpx.HTTPError) -> str:
+    request = _request_of(error)
+    return str(request.url) if request is not None else "the request"
