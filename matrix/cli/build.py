@@ -43,6 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     options.add_config(parser)
     options.add_registry(parser)
     options.add_registry_options(parser)
+    options.add_image_sources(parser)
     what = parser.add_argument_group("what to build")
     what.add_argument(
         "--platform",
@@ -125,12 +126,15 @@ def run(args: argparse.Namespace) -> int:
 def _build(args: argparse.Namespace, labels: dict[str, str], out: Path, workdir: Path) -> int:
     from matrix.config import load_config
     from matrix.engines.requests import build_requests
-    from matrix.render import render_plan, source_date_epoch_from
+    from matrix.render import render_release, source_date_epoch_from
 
     loaded = load_config(args.config)
     plan = options.plan_from_args(args, loaded)
     registry = args.registry or plan.registry
-    contexts = render_plan(plan, loaded, out, source_date_epoch=source_date_epoch_from(os.environ))
+    sources = options.image_sources(args, loaded)
+    contexts = render_release(
+        plan, loaded, out, sources, source_date_epoch=source_date_epoch_from(os.environ)
+    )
     requests = build_requests(
         plan,
         {context.key: context.path for context in contexts},
@@ -143,6 +147,7 @@ def _build(args: argparse.Namespace, labels: dict[str, str], out: Path, workdir:
         provenance=args.provenance,
         sbom=args.sbom,
         labels=labels,
+        annotations={context.key: context.annotations for context in contexts},
     )
     if args.digests_out and not args.push_by_digest:
         raise UserError("--digests-out records the digests of --push-by-digest; add it")
@@ -157,12 +162,15 @@ def _build(args: argparse.Namespace, labels: dict[str, str], out: Path, workdir:
         builder=args.builder,
         create_builder=args.create_builder,
         insecure_registries=args.insecure_registry,
+        base_mirrors=sources.base_mirrors,
     )
     inputs = {}
     if args.push_by_digest and not args.dry_run:
         # What publish --digests needs to label the image and judge it next time.
         with options.registry_client(args) as client:
-            inputs = plan_inputs(client, plan, {c.key: c.path for c in contexts}, labels)
+            inputs = plan_inputs(
+                client, plan, {c.key: c.path for c in contexts}, labels, sources.base_mirrors
+            )
         requests = [with_build_id(plan, request, inputs[request.key]) for request in requests]
     if args.dry_run:
         for call in engine.prepare_calls():
@@ -197,14 +205,14 @@ def _build(args: argparse.Namespace, labels: dict[str, str], out: Path, workdir:
     return 1 if failures else 0
 
 
-def plan_inputs(client, plan, contexts, labels=None):
+def plan_inputs(client, plan, contexts, labels=None, base_mirrors=None):
     """Image key -> build inputs of every image of ``plan``, the bases' digests read
     from their registries. Each image's bases are resolved for all its planned
     platforms, so jobs that build its platforms apart record the same inputs."""
     from matrix.buildid import gather_many
 
     wanted = [(s.key, contexts[s.key], s.build_args, s.platforms) for s in plan.images]
-    return gather_many(client, wanted, labels)
+    return gather_many(client, wanted, labels, base_mirrors)
 
 
 def with_build_id(plan, request, inputs):
@@ -218,7 +226,7 @@ def with_build_id(plan, request, inputs):
     return replace(
         request,
         labels={**request.labels, BUILD_ID_LABEL: build_id(inputs)},
-        annotations=annotations_for(plan, spec, inputs),
+        annotations={**request.annotations, **annotations_for(plan, spec, inputs)},
     )
 
 
@@ -230,6 +238,7 @@ def make_engine(
     builder: str | None = None,
     create_builder: bool = False,
     insecure_registries: Sequence[str] = (),
+    base_mirrors=None,
 ):
     """The buildx or podman engine, talking plain HTTP to loopback/insecure registries."""
     from matrix.registry.client import is_loopback
@@ -239,7 +248,11 @@ def make_engine(
         from matrix.engines.podman import PodmanEngine
 
         return PodmanEngine(
-            workdir, tls_verify=not plain_http, insecure_registries=insecure_registries
+            workdir,
+            tls_verify=not plain_http,
+            insecure_registries=insecure_registries,
+            base_mirrors=base_mirrors,
+            isolation=os.environ.get("BUILDAH_ISOLATION") or None,
         )
     from matrix.engines.buildx import BuildxEngine
 
@@ -248,6 +261,7 @@ def make_engine(
         builder=builder,
         create_builder=create_builder,
         insecure_registries=[registry] if plain_http else [],
+        base_mirrors=base_mirrors,
     )
 
 

@@ -170,3 +170,73 @@ def check_output_file(path: str | None, flag: str) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path) or not os.path.isdir(folder):
         raise UserError(f"{flag} {path}: cannot write a file there (no such folder, or a folder)")
+
+
+def add_image_sources(parser: argparse.ArgumentParser, *, dist: bool = True) -> None:
+    """Where images' bytes come from: the package index, a dist, base mirrors."""
+    group = parser.add_argument_group(
+        "image sources",
+        "Each image installs a lock: its exact dependencies with hashes, resolved with uv "
+        "as of the date on its first build, else the release's upload to the index.",
+    )
+    group.add_argument(
+        "--base-mirror",
+        action="append",
+        default=[],
+        metavar="REGISTRY=HOST[:PORT]",
+        help="pull base images of REGISTRY (docker.io) from this mirror instead, for build "
+        "ids and the engine alike (repeatable; also MATRIX_BASE_MIRRORS, versions.toml's "
+        "base_mirrors); a loopback mirror speaks plain HTTP",
+    )
+    group.add_argument(
+        "--index-url",
+        metavar="URL",
+        help="package index to lock against and install from (default: MATRIX_INDEX_URL, "
+        "else versions.toml's index_url, else https://pypi.org/simple); credentials in it "
+        "are never shown",
+    )
+    if dist:
+        group.add_argument(
+            "--dist",
+            metavar="PATH",
+            help="install this wheel or sdist of prefect / prefect-client (or the one in this "
+            "folder) instead of the index's; its version must be the planned one (dev builds "
+            "need it)",
+        )
+    group.add_argument(
+        "--re-resolve",
+        action="store_true",
+        help="resolve the locks again as of now, not as of the release (changes the images)",
+    )
+    group.add_argument(
+        "--wait-for-index",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="wait up to this long for a release the package index does not list yet "
+        "(default: fail at once)",
+    )
+
+
+def image_sources(args: argparse.Namespace, loaded):
+    """The ImageSources add_image_sources' flags, the environment and versions.toml give."""
+    import os
+
+    from matrix.engines.mirrors import base_mirrors
+    from matrix.index import index_from
+    from matrix.render import ImageSources
+
+    if args.wait_for_index < 0:
+        raise UserError("--wait-for-index: seconds must not be negative")
+    return ImageSources(
+        index=index_from(args.index_url, os.environ, loaded.config.index_url),
+        base_mirrors=base_mirrors(
+            args.base_mirror,
+            os.environ,
+            loaded.config.base_mirrors,
+            getattr(args, "insecure_registry", ()),
+        ),
+        dist=getattr(args, "dist", None),
+        re_resolve=args.re_resolve,
+        wait_for_index=args.wait_for_index,
+    )

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from matrix.cli import release
+from matrix.cli import options, release
 from matrix.errors import UserError
 
 HELP = "build, push, verify and promote a release; a rerun repairs a failed one"
@@ -47,6 +47,7 @@ examples:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     release.add_target_options(parser)
     add_rebuild_options(parser)
+    options.add_image_sources(parser)
     parser.add_argument(
         "--digests",
         metavar="DIR",
@@ -89,7 +90,6 @@ def add_rebuild_options(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from matrix.cli import options
     from matrix.cli.progress import Reporter
     from matrix.publish.reconcile import describe
 
@@ -194,23 +194,42 @@ def engine_builder(args, plan, loaded, registry: str, client):
     from matrix.cli.build import make_engine, plan_inputs, with_build_id
     from matrix.engines import BuildFailed
     from matrix.engines.requests import build_requests
-    from matrix.render import render_plan, source_date_epoch_from
+    from matrix.lock import recorded_dates
+    from matrix.publish.state import read_images
+    from matrix.render import render_release, source_date_epoch_from
 
     workdir = Path(args.workdir)
-    contexts = {
-        context.key: context.path
-        for context in render_plan(
-            plan, loaded, workdir / "contexts", source_date_epoch=source_date_epoch_from(os.environ)
-        )
-    }
-    inputs = plan_inputs(client, plan, contexts)
-    engine = make_engine(args.engine, workdir, registry, insecure_registries=args.insecure_registry)
+    sources = options.image_sources(args, loaded)
+    # A rebuild keeps the lock date its image was first built with.
+    earlier = read_images(client, plan, registry)
+    rendered = render_release(
+        plan,
+        loaded,
+        workdir / "contexts",
+        sources,
+        source_date_epoch=source_date_epoch_from(os.environ),
+        recorded=recorded_dates({k: i.annotations if i else None for k, i in earlier.items()}),
+    )
+    contexts = {context.key: context.path for context in rendered}
+    annotations = {context.key: context.annotations for context in rendered}
+    inputs = plan_inputs(client, plan, contexts, base_mirrors=sources.base_mirrors)
+    engine = make_engine(
+        args.engine,
+        workdir,
+        registry,
+        insecure_registries=args.insecure_registry,
+        base_mirrors=sources.base_mirrors,
+    )
     engine.prepare()
 
     def build(spec) -> None:
         single = replace(plan, images=(spec,))
         (request,) = build_requests(
-            single, {spec.key: contexts[spec.key]}, registry=registry, push=True
+            single,
+            {spec.key: contexts[spec.key]},
+            registry=registry,
+            push=True,
+            annotations=annotations,
         )
         # The full tag only: sha and floating tags follow once every image is verified.
         request = replace(request, tags=(f"{registry}/{spec.full_target}",))

@@ -41,6 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     options.add_config(parser)
     release.add_registries(parser)
     add_rebuild_options(parser)
+    options.add_image_sources(parser, dist=False)
     parser.add_argument("--report", metavar="FILE", help="write what each release did as JSON")
 
 

@@ -13,12 +13,15 @@ DESCRIPTION = """\
 Render the Dockerfile templates of a release into build contexts, one folder per
 image key (prefect-python3.10-conda, ...). Rendering the same release twice gives
 byte-identical files; SOURCE_DATE_EPOCH, when set, becomes the
-org.opencontainers.image.created label.
+org.opencontainers.image.created label. Each context holds its image's locks
+(install/requirements-<arch>.lock), resolved with uv as of the release's upload to
+the package index, and the --dist file if one is given.
 """
 EPILOG = """\
 examples:
   matrix render --version 2.11.5 --out contexts
   matrix render --version 2.11.5 --flavor conda --python 3.10
+  matrix render --version 3.4.25+12.gabc1234 --dist dist/     a dev build from a wheel
 """
 DEFAULT_OUT = "contexts"
 
@@ -26,6 +29,7 @@ DEFAULT_OUT = "contexts"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     options.add_release_selection(parser)
     options.add_config(parser)
+    options.add_image_sources(parser)
     parser.add_argument(
         "--out",
         metavar="DIR",
@@ -36,12 +40,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from matrix.config import load_config
-    from matrix.render import render_plan, source_date_epoch_from
+    from matrix.render import render_release, source_date_epoch_from
 
     loaded = load_config(args.config)
     plan = options.plan_from_args(args, loaded)
-    contexts = render_plan(
-        plan, loaded, Path(args.out), source_date_epoch=source_date_epoch_from(os.environ)
+    contexts = render_release(
+        plan,
+        loaded,
+        Path(args.out),
+        options.image_sources(args, loaded),
+        source_date_epoch=source_date_epoch_from(os.environ),
     )
     for context in contexts:
         print(context.dockerfile)

@@ -40,6 +40,7 @@ from matrix.engines.base import (
     stderr_lines,
     stream_build,
 )
+from matrix.engines.mirrors import BaseMirrors
 from matrix.errors import UserError
 from matrix.reference import parse_reference
 from matrix.registry import RegistryClient, RegistryError
@@ -97,8 +98,14 @@ class PodmanEngine:
         insecure_registries: Sequence[str] = (),
         run_id: str | None = None,
         client_call: Sequence[str] = ("podman",),
+        base_mirrors: BaseMirrors | None = None,
+        isolation: str | None = None,
     ) -> None:
         self.workdir = workdir
+        self.base_mirrors = base_mirrors or BaseMirrors()
+        # chroot where the OCI runtime cannot create cgroups (nested containers, CI
+        # sandboxes); podman reads BUILDAH_ISOLATION itself, this makes it visible.
+        self.isolation = isolation
         self.tls_verify = tls_verify
         self.insecure_registries = frozenset(insecure_registries)
         # Local names carry a run id: two runs (or test sessions) never share a list.
@@ -124,7 +131,7 @@ class PodmanEngine:
         local_list = self.local_list(request)
         images = [self.local_image(request, p) for p in request.platforms]
         builds = tuple(
-            _build_call(request, platform, image, self._registries_env(request))
+            _build_call(request, platform, image, self._build_env(request))
             for platform, image in zip(request.platforms, images, strict=True)
         )
         pushes: tuple[Call, ...] = ()
@@ -173,7 +180,7 @@ class PodmanEngine:
         (platform,) = request.platforms
         image = self.local_image(request, platform)
         layout = self.layout_path(request)
-        build = _build_call(request, platform, image, self._registries_env(request))
+        build = _build_call(request, platform, image, self._build_env(request))
         to_layout = Call(
             "run",
             ([*self.client_call, "push", "--format", "oci", image, f"oci:{layout}:image"],),
@@ -309,20 +316,28 @@ class PodmanEngine:
                     hosts.append(host)
         return list(dict.fromkeys(hosts))
 
-    def _write_registries_conf(self, request: BuildRequest) -> None:
-        """podman's build and inspect have no --tls-verify of their own: a
-        registries.conf marks the plain-HTTP registries."""
+    def registries_conf(self, request: BuildRequest) -> str:
+        """podman's build and inspect have no --tls-verify of their own: a private
+        registries.conf marks the plain-HTTP registries and sends base pulls to
+        their mirrors. Empty when neither is needed."""
         hosts = self._plain_http_hosts(request)
-        if hosts:
+        entries = "".join(f'[[registry]]\nlocation = "{host}"\ninsecure = true\n' for host in hosts)
+        return entries + self.base_mirrors.registries_conf()
+
+    def _write_registries_conf(self, request: BuildRequest) -> None:
+        text = self.registries_conf(request)
+        if text:
             self.workdir.mkdir(parents=True, exist_ok=True)
-            self._registries_conf().write_text(
-                "".join(f'[[registry]]\nlocation = "{host}"\ninsecure = true\n' for host in hosts)
-            )
+            self._registries_conf().write_text(text)
 
     def _registries_env(self, request: BuildRequest) -> dict[str, str]:
-        if not self._plain_http_hosts(request):
+        if not self.registries_conf(request):
             return {}
         return {"CONTAINERS_REGISTRIES_CONF": str(self._registries_conf())}
+
+    def _build_env(self, request: BuildRequest) -> dict[str, str]:
+        isolation = {"BUILDAH_ISOLATION": self.isolation} if self.isolation else {}
+        return {**self._registries_env(request), **isolation}
 
     def _registries_conf(self) -> Path:
         return self.workdir / "registries.conf"
@@ -354,6 +369,9 @@ def _build_call(request: BuildRequest, platform: str, image: str, env: dict[str,
             # podman's layer cache does not key on the platform for FROM scratch
             # stages: a cached build gives the second platform the first's image.
             "cache": False,
+            # RUN steps reach what the host reaches (the package index, a proxy):
+            # rootless and chroot builds have no network of their own to route.
+            "network": "host",
             "stream_logs": True,
         },
         # Only the final image is committed: no untagged intermediate images

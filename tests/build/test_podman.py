@@ -30,7 +30,7 @@ def test_steps_as_the_dry_run_shows_them():
     build = (
         "podman.buildx.build('/ctx', platforms=['linux/{arch}'], tags=['{local}-linux-{arch}'], "
         "labels={{'a.b': 'c'}}, build_args={{'PYTHON_VERSION': '3.12'}}, pull=True, "
-        "cache=False, stream_logs=True)  # env: BUILDAH_LAYERS=false "
+        "cache=False, network='host', stream_logs=True)  # env: BUILDAH_LAYERS=false "
         "CONTAINERS_REGISTRIES_CONF=/work/registries.conf"
     )
     assert shown == [
@@ -79,7 +79,7 @@ def test_push_by_digest_goes_through_a_layout_and_writes_no_tag():
     assert shown == [
         f"podman.buildx.build('/ctx', platforms=['linux/arm64'], tags=['{image}'], "
         "labels={'a.b': 'c'}, build_args={'PYTHON_VERSION': '3.12'}, pull=True, "
-        "cache=False, stream_logs=True)  # env: BUILDAH_LAYERS=false "
+        "cache=False, network='host', stream_logs=True)  # env: BUILDAH_LAYERS=false "
         "CONTAINERS_REGISTRIES_CONF=/work/registries.conf",
         f"podman push --format oci {image} oci:{layout}:image",
         f"# matrix uploads {layout} to 127.0.0.1:5000/m/s by digest, with no tag",

@@ -125,6 +125,10 @@ def run_as_docker_would(
 ) -> Ran:
     """Run ``image`` as ``docker run [-e K=V] IMAGE [command]`` would: Entrypoint + (command
     or Cmd), the image's Env (``env`` on top) and WorkingDir, in a container's root."""
+    exists = subprocess.run([podman, "image", "exists", image], capture_output=True)
+    if exists.returncode != 0:
+        # Test registries are plain HTTP on loopback.
+        _run([podman, "pull", "--quiet", "--tls-verify=false", image])
     config = json.loads(_run([podman, "image", "inspect", image]).stdout)[0]["Config"]
     entrypoint = config.get("Entrypoint") or []
     argv = [*entrypoint, *(command or config.get("Cmd") or [])]
