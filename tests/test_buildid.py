@@ -755,3 +755,19 @@ def test_gather_inputs_of_rendered_templates_and_one_moved_base(client, loaded, 
     )
     assert set(both) == set(specs)
     assert client.requests.by_method == {"GET": 2}
+
+
+def test_a_base_mirror_serves_the_base_and_changes_no_build_id(client, registry, tmp_path):
+    """Docker Hub's name, the mirror's bytes: the same digests, the same record, and
+    nothing sent to docker.io (the suite refuses to resolve it)."""
+    from matrix.engines.mirrors import BaseMirrors
+
+    name = f"mirrored-{os.getpid()}/python:3.12-slim"
+    pushed = push_index(client, parse_reference(name), salt="mirrored")
+    through_hub = resolve_bases(client, [name], PLATFORMS)
+    mirrors = BaseMirrors.parse([f"docker.io={registry.host}"])
+    with RegistryClient(credentials=lambda registry: None, retry=FAST_RETRY) as direct:
+        through_mirror = resolve_bases(direct, [name], PLATFORMS, mirrors)
+        with pytest.raises(RegistryError):
+            resolve_bases(direct, [name], PLATFORMS)
+    assert through_mirror == through_hub == {f"docker.io/{name}": pushed.platforms}

@@ -7,7 +7,6 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Sequence
 from pathlib import Path
 
 from matrix.cli import options
@@ -230,39 +229,11 @@ def with_build_id(plan, request, inputs):
     )
 
 
-def make_engine(
-    name: str,
-    workdir: Path,
-    registry: str,
-    *,
-    builder: str | None = None,
-    create_builder: bool = False,
-    insecure_registries: Sequence[str] = (),
-    base_mirrors=None,
-):
-    """The buildx or podman engine, talking plain HTTP to loopback/insecure registries."""
-    from matrix.registry.client import is_loopback
+def make_engine(name: str, workdir: Path, registry: str, **options):
+    """The buildx or podman engine (``matrix.engines.create_engine``)."""
+    from matrix.engines import create_engine
 
-    plain_http = is_loopback(registry) or registry in insecure_registries
-    if name == "podman":
-        from matrix.engines.podman import PodmanEngine
-
-        return PodmanEngine(
-            workdir,
-            tls_verify=not plain_http,
-            insecure_registries=insecure_registries,
-            base_mirrors=base_mirrors,
-            isolation=os.environ.get("BUILDAH_ISOLATION") or None,
-        )
-    from matrix.engines.buildx import BuildxEngine
-
-    return BuildxEngine(
-        workdir,
-        builder=builder,
-        create_builder=create_builder,
-        insecure_registries=[registry] if plain_http else [],
-        base_mirrors=base_mirrors,
-    )
+    return create_engine(name, workdir, registry, **options)
 
 
 def _run_builds(engine, requests, *, keep_going: bool):
