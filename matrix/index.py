@@ -108,7 +108,7 @@ def upload_time(
     *,
     wait: float = 0.0,
     progress: Callable[[str], None] | None = None,
-    poll: float = 15.0,
+    poll: float | None = None,
 ) -> datetime:
     """When ``project`` ``version`` was uploaded (its newest file's ``upload-time``).
 
@@ -117,6 +117,8 @@ def upload_time(
     until then, each wait reported to ``progress``.
     """
     deadline = time.monotonic() + wait
+    # About ten looks over the wait, none closer than a second nor further than 15 s.
+    poll = poll if poll is not None else min(15.0, max(wait / 10, 1.0))
     while True:
         files = release_files(index, project, version)
         if files:
@@ -129,7 +131,9 @@ def upload_time(
                 "build from a dist with --dist, or wait for the upload (--wait-for-index)"
             )
         if progress:
-            progress(f"{project} {version} is not on {index.shown} yet; asking again")
+            progress(
+                f"{project} {version} is not on {index.shown} yet; asking again ({left:.0f} s left)"
+            )
         time.sleep(min(poll, left))
     times = [f.upload_time for f in files if f.upload_time is not None]
     if not times:

@@ -323,7 +323,6 @@ class Locker:
     as_of: datetime
     dist: Dist | None = None
     as_of_source: str = ""
-    progress: Callable[[str], None] | None = None
     _done: dict[tuple, str] = field(default_factory=dict)
 
     def lock(self, cell: Cell) -> ImageLock:
@@ -331,8 +330,6 @@ class Locker:
         for platform in cell.platforms:
             key = (cell.lines, cell.python, arch(platform))
             if key not in self._done:
-                if self.progress:
-                    self.progress(f"locking {cell.key} for {platform}")
                 self._done[key] = resolve(
                     cell.lines,
                     cell.python,
@@ -408,7 +405,7 @@ def lock_plan(
             as_of, source = recorded[spec.key], "recorded"
         locker = lockers.setdefault(
             (package, as_of, source),
-            Locker(index, as_of, dists.get(package), source, progress),
+            Locker(index, as_of, dists.get(package), source),
         )
         lines = requirements(package, plan.version, spec.build_args, dists.get(package))
         cell = Cell(

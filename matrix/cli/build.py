@@ -132,7 +132,12 @@ def _build(args: argparse.Namespace, labels: dict[str, str], out: Path, workdir:
     registry = args.registry or plan.registry
     sources = options.image_sources(args, loaded)
     contexts = render_release(
-        plan, loaded, out, sources, source_date_epoch=source_date_epoch_from(os.environ)
+        plan,
+        loaded,
+        out,
+        sources,
+        source_date_epoch=source_date_epoch_from(os.environ),
+        progress=options.progress_line,
     )
     requests = build_requests(
         plan,

@@ -218,6 +218,13 @@ def add_image_sources(parser: argparse.ArgumentParser, *, dist: bool = True) -> 
     )
 
 
+def progress_line(text: str) -> None:
+    """A line of progress on stderr (waiting for the package index, say)."""
+    import sys
+
+    print(f"matrix: {text}", file=sys.stderr, flush=True)
+
+
 def image_sources(args: argparse.Namespace, loaded):
     """The ImageSources add_image_sources' flags, the environment and versions.toml give."""
     import os

@@ -208,6 +208,7 @@ def engine_builder(args, plan, loaded, registry: str, client):
         workdir / "contexts",
         sources,
         source_date_epoch=source_date_epoch_from(os.environ),
+        progress=options.progress_line,
         recorded=recorded_dates({k: i.annotations if i else None for k, i in earlier.items()}),
     )
     contexts = {context.key: context.path for context in rendered}

@@ -50,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
         Path(args.out),
         options.image_sources(args, loaded),
         source_date_epoch=source_date_epoch_from(os.environ),
+        progress=options.progress_line,
     )
     for context in contexts:
         print(context.dockerfile)

@@ -7,6 +7,8 @@ import hashlib
 import os
 import subprocess
 import sys
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -144,3 +146,31 @@ def test_dist_goes_into_the_context_and_its_hash_into_the_lock(tmp_path, index):
     )
     assert (install / wheel.name).read_bytes() == wheel.read_bytes()
     assert "dep==" in lock
+
+
+def test_waiting_for_the_index_reports_progress_and_ends_when_the_release_is_there(
+    tmp_path, index, capsys
+):
+    wheel = make_wheel(tmp_path / "upload", "prefect", "2.11.6", requires=("dep",))
+    timer = threading.Timer(1.5, index.add, (wheel, datetime(2024, 1, 1, tzinfo=UTC)))
+    timer.start()
+    args = ["--version", "2.11.6", "--python", "3.11", "--flavor", "standard"]
+    out = tmp_path / "out"
+    code = main(
+        ["render", *args, "--index-url", index.url, "--wait-for-index", "30", "--out", str(out)]
+    )
+    timer.join()
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "prefect 2.11.6 is not on " + index.url + " yet; asking again" in err
+    # Cut off at the upload it waited for: dep 2.0 came later.
+    assert "dep==1.0" in (out / KEY / "install" / "requirements-amd64.lock").read_text()
+
+
+def test_a_bounded_wait_ends_in_one_clear_error(tmp_path, index, capsys):
+    args = ["--version", "2.11.6", "--python", "3.11", "--flavor", "standard"]
+    started = time.monotonic()
+    code = main(["render", *args, "--index-url", index.url, "--wait-for-index", "1"])
+    assert code == 2
+    assert time.monotonic() - started < 10
+    assert "not on the package index" in capsys.readouterr().err.splitlines()[-1]
