@@ -6,10 +6,10 @@ report the platform digests the registry holds (pushing recompresses the layers,
 so the local digests are not the pushed ones).
 
 python-on-whales runs the builds, the list creation, its inspection and clean-up.
-Three steps use the exact podman argv through ``python_on_whales.utils.run``:
-``manifest push`` (python-on-whales' push has no --all, --tls-verify, --digestfile
-nor destination) and the read-back ``manifest inspect`` (it needs an environment,
-and podman's inspect has no --tls-verify: a registries.conf marks plain-HTTP hosts).
+``manifest add`` and ``manifest push`` use the exact podman argv through
+``python_on_whales.utils.run`` (python-on-whales' push has no --all, --tls-verify,
+--digestfile nor destination); matrix's own registry client reads the pushed index
+back (podman 4's manifest inspect takes neither --tls-verify nor an auth file).
 
 podman pushes only to tags, so --push-by-digest writes the one-platform image to
 an OCI layout folder and matrix's registry client uploads it by digest: no tag is
@@ -30,6 +30,7 @@ from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 
 from matrix.buildid import base_images
+from matrix.engines.authfile import auth_file
 from matrix.engines.base import (
     LOG_TAIL,
     BuildFailed,
@@ -85,6 +86,7 @@ class _DigestSteps:
 
 
 UPLOAD = "matrix.upload-layout"
+READ_BACK = "matrix.read-back"
 
 
 class PodmanEngine:
@@ -112,6 +114,8 @@ class PodmanEngine:
         self.run_id = run_id or secrets.token_hex(6)
         self.client_call = list(client_call)
         self.client = DockerClient(client_call=self.client_call)
+        # REGISTRY_AUTH_FILE while a build runs (see matrix.engines.authfile).
+        self._auth_env: dict[str, str] = {}
 
     def prepare_calls(self) -> list[Call]:
         return []
@@ -138,12 +142,11 @@ class PodmanEngine:
         read_back = None
         cleanup: tuple[Call, ...] = ()
         if request.push:
-            pushes = tuple(Call("run", (self._push_argv(local_list, tag),)) for tag in request.tags)
-            read_back = Call(
-                "run",
-                ([*self.client_call, "manifest", "inspect", f"{request.repository}@{digest}"],),
-                env=self._registries_env(request),
+            pushes = tuple(
+                Call("run", (self._push_argv(local_list, tag),), env=self._auth_env)
+                for tag in request.tags
             )
+            read_back = Call(READ_BACK, (f"{request.repository}@{digest}",))
             cleanup = (Call("manifest.remove", (local_list,)), Call("image.remove", (images,)))
         # python-on-whales has no `manifest add`, and podman's manifest create takes no
         # annotations: each entry is added with the exact argv.
@@ -197,6 +200,8 @@ class PodmanEngine:
         if call.target == UPLOAD:
             layout, repository = call.args
             return f"# matrix uploads {layout} to {repository} by digest, with no tag"
+        if call.target == READ_BACK:
+            return f"# matrix reads {call.args[0]} back from the registry"
         return call.show("podman")
 
     def layout_path(self, request: BuildRequest) -> Path:
@@ -204,8 +209,18 @@ class PodmanEngine:
         return self.workdir / "layouts" / f"{request.key}-{slug}-{self.run_id}"
 
     def build(self, request: BuildRequest, log: LogSink) -> BuildResult:
-        if request.push_by_digest:
-            return self._build_by_digest(request, log)
+        """Build (and push), podman holding matrix's credentials for the target and
+        the base mirrors in a private auth file for as long as the build runs."""
+        hosts = [_registry_host(request), *self.base_mirrors.mirrors.values()]
+        with auth_file(hosts) as self._auth_env:
+            try:
+                if request.push_by_digest:
+                    return self._build_by_digest(request, log)
+                return self._build(request, log)
+            finally:
+                self._auth_env = {}
+
+    def _build(self, request: BuildRequest, log: LogSink) -> BuildResult:
         steps = self.steps(request)
         tail: deque[str] = deque(maxlen=LOG_TAIL)
         self._write_registries_conf(request)
@@ -295,10 +310,18 @@ class PodmanEngine:
         return digest
 
     def _read_back(self, request: BuildRequest, call: Call, digest: str) -> dict:
-        pushed = json.loads(call.invoke(self.client))
+        """The pushed index, read with matrix's own client and credentials (podman 4's
+        manifest inspect takes neither --tls-verify nor an auth file)."""
+        ref = parse_reference(call.args[0])
+        host = _registry_host(request)
+        try:
+            with RegistryClient(insecure_registries=() if self.tls_verify else (host,)) as client:
+                pushed = json.loads(client.get_manifest(ref).content)
+        except RegistryError as error:
+            raise BuildFailed(request.key, f"reading back {ref} failed: {error}") from None
         _check_platforms(
             request,
-            {_platform_of(entry["platform"]) for entry in pushed["manifests"]},
+            {_platform_of(entry["platform"]) for entry in pushed.get("manifests", [])},
             f"the pushed index {digest}",
         )
         return pushed
@@ -337,7 +360,7 @@ class PodmanEngine:
 
     def _build_env(self, request: BuildRequest) -> dict[str, str]:
         isolation = {"BUILDAH_ISOLATION": self.isolation} if self.isolation else {}
-        return {**self._registries_env(request), **isolation}
+        return {**self._registries_env(request), **isolation, **self._auth_env}
 
     def _registries_conf(self) -> Path:
         return self.workdir / "registries.conf"

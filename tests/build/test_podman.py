@@ -49,8 +49,7 @@ def test_steps_as_the_dry_run_shows_them():
         "podman manifest push --all --tls-verify=false --digestfile "
         f"/work/digests/127.0.0.1_5000_m_s_sha-abcdef1-python3.12 {local} "
         "docker://127.0.0.1:5000/m/s:sha-abcdef1-python3.12",
-        "CONTAINERS_REGISTRIES_CONF=/work/registries.conf podman manifest inspect "
-        "'127.0.0.1:5000/m/s@<digest>'",
+        "# matrix reads 127.0.0.1:5000/m/s@<digest> back from the registry",
         f"podman.manifest.remove('{local}')",
         f"podman.image.remove(['{local}-linux-amd64', '{local}-linux-arm64'])",
     ]
