@@ -32,6 +32,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -325,22 +326,39 @@ class Locker:
     as_of_source: str = ""
     _done: dict[tuple, str] = field(default_factory=dict)
 
-    def lock(self, cell: Cell) -> ImageLock:
-        locks = {}
-        for platform in cell.platforms:
-            key = (cell.lines, cell.python, arch(platform))
-            if key not in self._done:
-                self._done[key] = resolve(
-                    cell.lines,
-                    cell.python,
-                    platform,
-                    self.as_of,
-                    self.index,
-                    dist=self.dist,
-                    what=cell.what,
-                )
-            locks[platform] = self._done[key]
-        return ImageLock(self.as_of, locks, self.dist, self.as_of_source)
+    def lock_all(self, cells: Sequence[Cell], workers: int = 4) -> dict[str, ImageLock]:
+        """Image key -> locks. uv mostly waits on the index, so a few resolve at once;
+        the result does not depend on their order."""
+        wanted: dict[tuple, tuple[Cell, str]] = {}
+        for cell in cells:
+            for platform in cell.platforms:
+                key = (cell.lines, cell.python, arch(platform))
+                if key not in self._done:
+                    wanted.setdefault(key, (cell, platform))
+
+        def one(item: tuple[Cell, str]) -> str:
+            cell, platform = item
+            return resolve(
+                cell.lines,
+                cell.python,
+                platform,
+                self.as_of,
+                self.index,
+                dist=self.dist,
+                what=cell.what,
+            )
+
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            self._done.update(zip(wanted, pool.map(one, wanted.values()), strict=True))
+        return {
+            cell.key: ImageLock(
+                self.as_of,
+                {p: self._done[(cell.lines, cell.python, arch(p))] for p in cell.platforms},
+                self.dist,
+                self.as_of_source,
+            )
+            for cell in cells
+        }
 
 
 def lock_plan(
@@ -397,26 +415,22 @@ def lock_plan(
                 cutoff = uploaded.replace(microsecond=0) + timedelta(seconds=1)
                 dates[package] = (cutoff, "index")
     lockers: dict[tuple[str, datetime, str], Locker] = {}
-    result = {}
+    cells: dict[tuple[str, datetime, str], list[Cell]] = {}
     for spec in specs:
         package = loaded.config.images[spec.image].package
         as_of, source = dates[package]
         if spec.key in recorded and not re_resolve:
             as_of, source = recorded[spec.key], "recorded"
-        locker = lockers.setdefault(
-            (package, as_of, source),
-            Locker(index, as_of, dists.get(package), source),
-        )
+        group = (package, as_of, source)
+        lockers.setdefault(group, Locker(index, as_of, dists.get(package), source))
         lines = requirements(package, plan.version, spec.build_args, dists.get(package))
-        cell = Cell(
-            spec.key,
-            spec.python,
-            spec.platforms,
-            tuple(lines),
-            what=" ".join(lines[:1] if not dists else [f"{package} {plan.version} (dist)"]),
-        )
-        result[spec.key] = locker.lock(cell)
-    return result
+        what = lines[0] if not dists else f"{package} {plan.version} (dist)"
+        cell = Cell(spec.key, spec.python, spec.platforms, tuple(lines), what=what)
+        cells.setdefault(group, []).append(cell)
+    locked: dict[str, ImageLock] = {}
+    for group, locker in lockers.items():
+        locked |= locker.lock_all(cells[group])
+    return {spec.key: locked[spec.key] for spec in specs}
 
 
 def recorded_dates(images: Mapping[str, Mapping[str, str] | None]) -> dict[str, datetime]:
