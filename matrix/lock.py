@@ -85,7 +85,9 @@ class ImageLock:
     as_of: datetime
     locks: Mapping[str, str]
     dist: Dist | None = None
-    as_of_source: str = ""  # "recorded", "index", "dist", "re-resolve", for people
+    # Why that date: "recorded" on an earlier build, the "index" upload, a "dist"
+    # build's own time, or "re-resolve"; for people.
+    as_of_source: str = ""
 
     def write(self, context: Path) -> None:
         folder = context / INSTALL_FOLDER
@@ -187,8 +189,20 @@ def uv_binary() -> str:
         return found
 
 
-def compile_argv(python: str, platform: str, as_of: datetime) -> list[str]:
-    """uv's command line for one cell; the index goes in the environment, never here."""
+# uv takes no "never" for a per-package cutoff; any date far ahead is one.
+_NO_CUTOFF = "2100-01-01T00:00:00Z"
+
+
+def compile_argv(
+    python: str, platform: str, as_of: datetime, pinned: str | None = None
+) -> list[str]:
+    """uv's command line for one cell; the index goes in the environment, never here.
+
+    ``pinned`` (the image's own package, pinned to the planned version) is exempt
+    from the cut-off: a release first built from its dist, before its upload, keeps
+    the date of that build, which its later upload must not fall behind.
+    """
+    exempt = ["--exclude-newer-package", f"{pinned}={_NO_CUTOFF}"] if pinned else []
     return [
         uv_binary(),
         "pip",
@@ -210,6 +224,7 @@ def compile_argv(python: str, platform: str, as_of: datetime) -> list[str]:
         "--python",
         sys.executable,
         "--no-python-downloads",
+        *exempt,
     ]
 
 
@@ -222,6 +237,7 @@ def resolve(
     *,
     dist: Dist | None = None,
     what: str = "",
+    pinned: str | None = None,
 ) -> str:
     """One cell's lock text; a UserError with uv's last line when it cannot resolve."""
     env = {
@@ -231,7 +247,7 @@ def resolve(
     }
     env.pop("UV_INDEX_URL", None)
     process = subprocess.run(
-        compile_argv(python, platform, as_of),
+        compile_argv(python, platform, as_of, pinned),
         input="\n".join(lines) + "\n",
         capture_output=True,
         text=True,
@@ -314,6 +330,7 @@ class Cell:
     platforms: tuple[str, ...]
     lines: tuple[str, ...]
     what: str = ""
+    pinned: str | None = None  # the package pinned to the planned version
 
 
 @dataclass
@@ -346,6 +363,7 @@ class Locker:
                 self.index,
                 dist=self.dist,
                 what=cell.what,
+                pinned=cell.pinned,
             )
 
         with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -425,7 +443,14 @@ def lock_plan(
         lockers.setdefault(group, Locker(index, as_of, dists.get(package), source))
         lines = requirements(package, plan.version, spec.build_args, dists.get(package))
         what = lines[0] if not dists else f"{package} {plan.version} (dist)"
-        cell = Cell(spec.key, spec.python, spec.platforms, tuple(lines), what=what)
+        cell = Cell(
+            spec.key,
+            spec.python,
+            spec.platforms,
+            tuple(lines),
+            what=what,
+            pinned=None if dists else package,
+        )
         cells.setdefault(group, []).append(cell)
     locked: dict[str, ImageLock] = {}
     for group, locker in lockers.items():

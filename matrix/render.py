@@ -47,6 +47,13 @@ class RenderedContext:
     path: Path  # the build context folder
     # What the pushed image carries as annotations from its render: the lock's date.
     annotations: Mapping[str, str] = field(default_factory=dict)
+    lock: ImageLock | None = None
+
+    def describe_lock(self) -> str:
+        """``lock as of <date> (<why that date>)``, or empty for an image without one."""
+        if self.lock is None:
+            return ""
+        return f"lock as of {format_as_of(self.lock.as_of)} ({self.lock.as_of_source})"
 
     @property
     def dockerfile(self) -> Path:
@@ -89,7 +96,7 @@ def render_plan(
         if lock is not None:
             lock.write(context)
             annotations[RESOLVED_AS_OF] = format_as_of(lock.as_of)
-        contexts.append(RenderedContext(spec.key, context, annotations))
+        contexts.append(RenderedContext(spec.key, context, annotations, lock))
     return contexts
 
 

@@ -23,6 +23,10 @@ pushes one platform untagged, so each platform can build on its own native runne
 --digests-out DIR records each pushed digest in a small file there, with the
 image's build inputs (its bases' digests read from their registries), and
 `matrix publish --digests DIR` merges them into the tagged indexes afterwards.
+
+Every image installs its lock: its exact dependencies with hashes, resolved with uv
+as of the release's upload to the package index (--index-url), or from --dist for a
+dev build; a release the index lacks yet stops the build before anything runs.
 """
 EPILOG = """\
 examples:
@@ -31,6 +35,8 @@ examples:
   matrix build --version 2.11.5 --python 3.10 --flavor conda --platform linux/arm64 \\
                --push-by-digest --digests-out digests/     one GitHub Actions job
   matrix build --version 2.11.5 --engine podman --registry 127.0.0.1:5000 --push
+  matrix build --version 3.4.25+12.gabc1234 --dist dist/ --engine podman \
+               --base-mirror docker.io=127.0.0.1:5000 --registry 127.0.0.1:5000 --push
 
 exit codes: 0 every image built, 1 an image failed (named on stderr), 2 bad input.
 """
@@ -179,6 +185,9 @@ def _build(args: argparse.Namespace, labels: dict[str, str], out: Path, workdir:
     if args.dry_run:
         for call in engine.prepare_calls():
             print(engine.show(call))
+        for context in contexts:
+            if context.lock is not None:
+                options.progress_line(f"{context.key}: {context.describe_lock()}")
         for request in requests:
             print(f"# {request.key}")
             for call in engine.calls(request):

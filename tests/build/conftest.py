@@ -56,6 +56,8 @@ def release_index(tmp_path_factory) -> Iterator[PackageIndex]:
 
 
 @pytest.fixture(autouse=True)
-def locks_from_the_release_index(release_index, monkeypatch) -> None:
-    """Every build test locks against the local index, never against PyPI."""
+def locks_from_the_release_index(release_index, tmp_path_factory, monkeypatch) -> None:
+    """Every build test locks against the local index, never against PyPI, with a uv
+    cache of this session's (an earlier session's index may have had the same port)."""
     monkeypatch.setenv("MATRIX_INDEX_URL", release_index.url)
+    monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "uv-cache"))

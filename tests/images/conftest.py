@@ -16,3 +16,10 @@ def standin_python(registry) -> str:
     if shutil.which("podman") is None:
         pytest.fail("podman is not installed: run scripts/test.sh, which installs it")
     return standin_base.import_and_push(registry.host)
+
+
+@pytest.fixture(autouse=True)
+def own_uv_cache(tmp_path, monkeypatch) -> None:
+    """uv keeps what it read from an index by URL; the local indexes of two tests may
+    get the same port, so each test resolves with a cache of its own."""
+    monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uv-cache"))

@@ -174,3 +174,33 @@ def test_a_bounded_wait_ends_in_one_clear_error(tmp_path, index, capsys):
     assert code == 2
     assert time.monotonic() - started < 10
     assert "not on the package index" in capsys.readouterr().err.splitlines()[-1]
+
+
+def test_the_date_a_build_recorded_wins_over_the_index_and_a_dist_build_records_its_own(
+    tmp_path, index
+):
+    """A release built from its dist before the upload is locked as of that build; once
+    the image carries that date, later builds keep it although the index has the
+    release now (with another upload time)."""
+    from matrix.config import load_config
+    from matrix.index import Index
+    from matrix.lock import lock_plan, recorded_dates
+    from matrix.plan import plan_release
+
+    loaded = load_config()
+    plan = plan_release(loaded, "2.11.6", pythons=["3.11"], flavors=["standard"])
+    dist = make_wheel(tmp_path / "dist", "prefect", "2.11.6", requires=("dep",))
+    built = datetime(2023, 9, 1, 12, 0, tzinfo=UTC)
+    first = lock_plan(plan, loaded, Index(index.url), dist=str(dist), now=lambda: built)[KEY]
+    assert (first.as_of, first.as_of_source) == (built, "dist")
+
+    index.add(
+        make_wheel(tmp_path / "upload", "prefect", "2.11.6", requires=("dep",)),
+        datetime(2024, 7, 1, tzinfo=UTC),
+    )
+    recorded = recorded_dates({KEY: {"io.prefect.matrix.resolved-as-of": "2023-09-01T12:00:00Z"}})
+    later = lock_plan(plan, loaded, Index(index.url), recorded=recorded)[KEY]
+    assert (later.as_of, later.as_of_source) == (built, "recorded")
+    assert "dep==1.0" in later.locks["linux/amd64"]
+    fresh = lock_plan(plan, loaded, Index(index.url))[KEY]
+    assert fresh.as_of_source == "index" and "dep==2.0" in fresh.locks["linux/amd64"]
