@@ -204,3 +204,14 @@ def test_the_date_a_build_recorded_wins_over_the_index_and_a_dist_build_records_
     assert "dep==1.0" in later.locks["linux/amd64"]
     fresh = lock_plan(plan, loaded, Index(index.url))[KEY]
     assert fresh.as_of_source == "index" and "dep==2.0" in fresh.locks["linux/amd64"]
+
+
+def test_index_credentials_stay_out_of_the_lock_and_the_output(tmp_path, index, capsys):
+    secret_url = index.url.replace("http://", "http://alice:s3cret@")
+    code = main(["render", *ARGS, "--index-url", secret_url, "--out", str(tmp_path / "out")])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    lock = (tmp_path / "out" / KEY / "install" / "requirements-amd64.lock").read_text()
+    assert f"\n--index-url {index.url}\n" in lock
+    for text in (lock, captured.out, captured.err):
+        assert "s3cret" not in text and "alice" not in text
