@@ -92,6 +92,7 @@ from matrix.reference import ImageReference, parse_reference
 from matrix.registry.manifests import INDEX_TYPES, Platform, children, parse_manifest
 
 if TYPE_CHECKING:
+    from matrix.engines.mirrors import BaseMirrors
     from matrix.registry import RegistryClient
 
 BUILD_ID_LABEL = "io.prefect.matrix.build-id"
@@ -303,7 +304,10 @@ def base_reference(image: str) -> ImageReference:
 
 
 def resolve_bases(
-    client: RegistryClient, images: Iterable[str], platforms: Sequence[str]
+    client: RegistryClient,
+    images: Iterable[str],
+    platforms: Sequence[str],
+    mirrors: BaseMirrors | None = None,
 ) -> dict[str, dict[str, str]]:
     """Per base (normalized reference), per platform, the image manifest digest it builds on.
 
@@ -311,13 +315,14 @@ def resolve_bases(
     an index maps each platform to its child; a plain image manifest is recorded for
     every platform (its platform is only in its config blob). A base pinned by
     digest costs the same one GET, of that exact manifest. A platform an index
-    lacks is a UserError naming base and platform.
+    lacks is a UserError naming base and platform. With ``mirrors``, a base is read
+    from its registry's mirror and recorded under its own name.
     """
     wanted = [(platform, _platform_key(_parse_platform(platform))) for platform in platforms]
     refs = list(dict.fromkeys(base_reference(image) for image in images))
 
     def resolve(ref: ImageReference) -> dict[str, str]:
-        manifest = client.get_manifest(ref)
+        manifest = client.get_manifest(mirrors.redirect(ref) if mirrors else ref)
         if manifest.media_type not in INDEX_TYPES:
             return {platform: manifest.digest for platform, _ in wanted}
         entries = [entry for entry in children(parse_manifest(manifest.content)) if entry.platform]
@@ -454,7 +459,10 @@ Wanted = tuple[str, Path, Mapping[str, str], Sequence[str]]  # key, context, arg
 
 
 def gather_many(
-    client: RegistryClient, wanted: Sequence[Wanted], labels: Mapping[str, str] | None = None
+    client: RegistryClient,
+    wanted: Sequence[Wanted],
+    labels: Mapping[str, str] | None = None,
+    mirrors: BaseMirrors | None = None,
 ) -> dict[str, BuildInputs]:
     """The inputs of many images (key -> inputs), each distinct base resolved once:
     a release's twelve images on three bases cost three manifest GETs, not twelve."""
@@ -468,7 +476,7 @@ def gather_many(
         ]
         by_platforms.setdefault(tuple(platforms), set()).update(bases[key])
     resolved = {
-        platforms: resolve_bases(client, sorted(images), platforms)
+        platforms: resolve_bases(client, sorted(images), platforms, mirrors)
         for platforms, images in by_platforms.items()
     }
     return {

@@ -112,6 +112,8 @@ class ImageConfig(_Strict):
     source: str
     flavors: list[str] = Field(min_length=1)
     template: Template | None = None
+    # The distribution its images install; each cell of such an image is locked.
+    package: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 class FlavorConfig(_Strict):
@@ -219,6 +221,10 @@ class Config(_Strict):
     schema_version: Literal[1] = Field(alias="schema")
     registry: RegistryHost
     templates: str = "dockerfiles"
+    # Where locks resolve and builds install from, and where base images are pulled
+    # from instead ("docker.io=mirror:5000"); the command line and environment win.
+    index_url: str | None = None
+    base_mirrors: list[str] = []
     defaults: LineSettings = LineSettings()
     images: dict[str, ImageConfig] = Field(min_length=1)
     flavors: dict[str, FlavorConfig] = Field(min_length=1)

@@ -9,13 +9,23 @@ from __future__ import annotations
 
 import re
 import shutil
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from matrix.config import LoadedConfig
+from matrix.engines.mirrors import BaseMirrors
 from matrix.errors import UserError
+from matrix.index import Index
+from matrix.lock import (
+    IMAGE_INSTALL_FOLDER,
+    IMAGE_LOCK_PATH,
+    INSTALL_FOLDER,
+    RESOLVED_AS_OF,
+    ImageLock,
+    format_as_of,
+)
 from matrix.plan import ImageSpec, Plan
 
 # Files in this folder of the templates directory are copied into every context.
@@ -35,6 +45,15 @@ _LABEL_KEY_RE = re.compile(r"[a-z0-9]+(?:[.-][a-z0-9]+)*")
 class RenderedContext:
     key: str
     path: Path  # the build context folder
+    # What the pushed image carries as annotations from its render: the lock's date.
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    lock: ImageLock | None = None
+
+    def describe_lock(self) -> str:
+        """``lock as of <date> (<why that date>)``, or empty for an image without one."""
+        if self.lock is None:
+            return ""
+        return f"lock as of {format_as_of(self.lock.as_of)} ({self.lock.as_of_source})"
 
     @property
     def dockerfile(self) -> Path:
@@ -47,13 +66,25 @@ def render_plan(
     out_dir: Path,
     *,
     source_date_epoch: int | None = None,
+    locks: Mapping[str, ImageLock] | None = None,
 ) -> list[RenderedContext]:
-    """Write ``out_dir/<key>/`` for every image of the plan, replacing older renders."""
+    """Write ``out_dir/<key>/`` for every image of the plan, replacing older renders.
+
+    An image whose [images] entry names a package installs its lock (``locks``, from
+    ``matrix.lock.lock_plan``): the lock files go into its context.
+    """
     environment = template_environment(loaded.templates_dir)
     extra_files = _context_files(loaded.templates_dir)
+    locks = locks or {}
     contexts = []
     for spec in plan.images:
-        text = render_dockerfile(environment, spec, source_date_epoch=source_date_epoch)
+        lock = locks.get(spec.key)
+        package = loaded.config.images[spec.image].package
+        if package and lock is None:
+            raise UserError(f"{spec.key} installs {package}: it renders only with its lock")
+        text = render_dockerfile(
+            environment, spec, source_date_epoch=source_date_epoch, lock=lock, package=package
+        )
         context = out_dir / spec.key
         if context.exists():
             shutil.rmtree(context)
@@ -61,16 +92,29 @@ def render_plan(
         (context / "Dockerfile").write_text(text, encoding="utf-8")
         for source in extra_files:
             shutil.copyfile(source, context / source.name)
-        contexts.append(RenderedContext(spec.key, context))
+        annotations = {}
+        if lock is not None:
+            lock.write(context)
+            annotations[RESOLVED_AS_OF] = format_as_of(lock.as_of)
+        contexts.append(RenderedContext(spec.key, context, annotations, lock))
     return contexts
 
 
-def render_dockerfile(environment, spec: ImageSpec, *, source_date_epoch: int | None) -> str:
+def render_dockerfile(
+    environment,
+    spec: ImageSpec,
+    *,
+    source_date_epoch: int | None,
+    lock: ImageLock | None = None,
+    package: str | None = None,
+) -> str:
     """One Dockerfile; ``environment`` comes from :func:`template_environment`."""
     import jinja2
 
     build_args = checked_build_args(spec)
     labels = dict(spec.labels)
+    if lock is not None:
+        labels[RESOLVED_AS_OF] = format_as_of(lock.as_of)
     if source_date_epoch is not None:
         created = datetime.fromtimestamp(source_date_epoch, UTC)
         labels[CREATED_LABEL] = created.strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -91,6 +135,11 @@ def render_dockerfile(environment, spec: ImageSpec, *, source_date_epoch: int | 
             flavor=spec.flavor,
             build_args=build_args,
             labels=dict(sorted(labels.items())),
+            package=package or "",
+            locked=lock is not None,
+            install_folder=INSTALL_FOLDER,
+            image_install_folder=IMAGE_INSTALL_FOLDER,
+            image_lock_path=IMAGE_LOCK_PATH,
         )
     except jinja2.UndefinedError as error:
         raise UserError(f"{spec.key}: {spec.template}: {error.message}") from None
@@ -151,3 +200,42 @@ def source_date_epoch_from(environ: Mapping[str, str]) -> int | None:
     if not text.isdigit():
         raise UserError(f"SOURCE_DATE_EPOCH must be whole seconds since 1970, got {text!r}")
     return int(text)
+
+
+@dataclass(frozen=True)
+class ImageSources:
+    """Where an image's bytes come from: the package index its locks resolve
+    against, a dist to install instead, the mirrors base images are pulled from."""
+
+    index: Index
+    base_mirrors: BaseMirrors = field(default_factory=BaseMirrors)
+    dist: str | None = None
+    re_resolve: bool = False
+    wait_for_index: float = 0.0  # seconds to wait for a release the index lacks
+
+
+def render_release(
+    plan: Plan,
+    loaded: LoadedConfig,
+    out_dir: Path,
+    sources: ImageSources,
+    *,
+    source_date_epoch: int | None = None,
+    recorded: Mapping[str, datetime] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> list[RenderedContext]:
+    """Lock every cell of the plan (see ``matrix.lock``), then render its contexts.
+    Everything that can fail on the index or a dist fails here, before any build."""
+    from matrix.lock import lock_plan
+
+    locks = lock_plan(
+        plan,
+        loaded,
+        sources.index,
+        dist=sources.dist,
+        recorded=recorded,
+        re_resolve=sources.re_resolve,
+        wait=sources.wait_for_index,
+        progress=progress,
+    )
+    return render_plan(plan, loaded, out_dir, source_date_epoch=source_date_epoch, locks=locks)

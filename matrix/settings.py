@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from matrix.plan import Plan
     from matrix.registry import RegistryClient
     from matrix.registry.ratelimit import RateLimit
+    from matrix.render import ImageSources
 
 ENGINES = ("buildx", "podman")
 CREDENTIALS = (
@@ -184,6 +185,13 @@ class BuildSettings:
     sbom: bool = False
     keep_going: bool = False
     source_date_epoch: int | None = None  # $SOURCE_DATE_EPOCH
+    # Where an image's bytes come from (see image_sources): the flags as given.
+    index_url: str | None = None  # --index-url, over MATRIX_INDEX_URL and versions.toml
+    base_mirror: tuple[str, ...] = ()  # --base-mirror REGISTRY=HOST[:PORT]
+    dist: str | None = None
+    re_resolve: bool = False
+    wait_for_index: float = 0.0
+    insecure: tuple[str, ...] = ()  # --insecure-registry: plain HTTP to these mirrors too
 
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
@@ -194,6 +202,25 @@ class BuildSettings:
             raise UserError(f"--digests-out {self.digests_out}: not a folder")
         if (self.builder or self.create_builder) and self.engine != "buildx":
             raise UserError("--builder and --create-builder are for --engine buildx")
+        if self.wait_for_index < 0:
+            raise UserError("--wait-for-index: seconds must not be negative")
+
+    def image_sources(self, loaded: LoadedConfig) -> ImageSources:
+        """The package index, base mirrors and dist: flag over environment over
+        versions.toml (``loaded``)."""
+        from matrix.engines.mirrors import base_mirrors
+        from matrix.index import index_from
+        from matrix.render import ImageSources
+
+        return ImageSources(
+            index=index_from(self.index_url, os.environ, loaded.config.index_url),
+            base_mirrors=base_mirrors(
+                self.base_mirror, os.environ, loaded.config.base_mirrors, self.insecure
+            ),
+            dist=self.dist,
+            re_resolve=self.re_resolve,
+            wait_for_index=self.wait_for_index,
+        )
 
 
 def source_date_epoch(environ: Mapping[str, str] | None = None) -> int | None:

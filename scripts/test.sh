@@ -8,10 +8,11 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # Real parts the tests use: a registry (distribution 2.8), podman for
 # multi-platform builds, skopeo as a benchmark baseline, htpasswd for basic auth,
-# and shellcheck for actionlint (without it actionlint silently skips the run: scripts).
+# and shellcheck for actionlint (without it actionlint silently skips the run: scripts),
+# debootstrap for the stand-in python:3.11-slim the real-image tests build on.
 need=()
 for pair in docker-registry:docker-registry podman:podman skopeo:skopeo \
-    htpasswd:apache2-utils shellcheck:shellcheck; do
+    htpasswd:apache2-utils shellcheck:shellcheck debootstrap:debootstrap; do
     command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -35,6 +35,7 @@ from matrix.plan import plan_release
 from matrix.reference import parse_reference
 from matrix.registry import RegistryClient, RegistryError, RetryPolicy, assemble_index
 from tests.support.images import PLATFORMS, push_index
+from tests.support.locks import fixed_locks
 
 A = "sha256:" + "a" * 64
 B = "sha256:" + "b" * 64
@@ -285,11 +286,11 @@ def loaded():
 @pytest.mark.parametrize(
     ("version", "image", "python", "flavor", "expected"),
     [
-        ("2.11.5", "prefect", "3.10", "standard", ["python:3.10-slim"]),
-        ("2.11.5", "prefect", "3.10", "kubernetes", ["python:3.10-slim"]),
-        ("2.11.5", "prefect", "3.9", "conda", ["continuumio/miniconda3:24.7.1-0"]),
-        ("3.4.25", "prefect", "3.12", "standard", ["python:3.12-slim"]),
-        ("3.4.25", "prefect-client", "3.13", "standard", ["python:3.13-slim"]),
+        ("2.11.5", "prefect", "3.10", "standard", ["docker.io/library/python:3.10-slim"]),
+        ("2.11.5", "prefect", "3.10", "kubernetes", ["docker.io/library/python:3.10-slim"]),
+        ("2.11.5", "prefect", "3.9", "conda", ["docker.io/continuumio/miniconda3:24.7.1-0"]),
+        ("3.4.25", "prefect", "3.12", "standard", ["docker.io/library/python:3.12-slim"]),
+        ("3.4.25", "prefect-client", "3.13", "standard", ["docker.io/library/python:3.13-slim"]),
     ],
 )
 def test_base_images_of_the_packaged_templates(
@@ -299,7 +300,7 @@ def test_base_images_of_the_packaged_templates(
 
     plan = plan_release(loaded, version, images=[image], pythons=[python], flavors=[flavor])
     (spec,) = plan.images
-    (context,) = render_plan(plan, loaded, tmp_path)
+    (context,) = render_plan(plan, loaded, tmp_path, locks=fixed_locks(plan))
     text = context.dockerfile.read_text()
     assert base_images(text, spec.build_args) == expected
     if flavor == "conda":
@@ -711,7 +712,7 @@ def test_gather_inputs_of_rendered_templates_and_one_moved_base(client, loaded, 
     from matrix.render import render_plan
 
     plan = plan_release(loaded, "2.11.5", pythons=["3.10"], flavors=["standard", "conda"])
-    contexts = {c.key: c for c in render_plan(plan, loaded, tmp_path)}
+    contexts = {c.key: c for c in render_plan(plan, loaded, tmp_path, locks=fixed_locks(plan))}
     specs = {spec.key: spec for spec in plan.images}
     python = parse_reference("python:3.10-slim")
     conda = parse_reference("continuumio/miniconda3:24.7.1-0")
@@ -754,3 +755,19 @@ def test_gather_inputs_of_rendered_templates_and_one_moved_base(client, loaded, 
     )
     assert set(both) == set(specs)
     assert client.requests.by_method == {"GET": 2}
+
+
+def test_a_base_mirror_serves_the_base_and_changes_no_build_id(client, registry, tmp_path):
+    """Docker Hub's name, the mirror's bytes: the same digests, the same record, and
+    nothing sent to docker.io (the suite refuses to resolve it)."""
+    from matrix.engines.mirrors import BaseMirrors
+
+    name = f"mirrored-{os.getpid()}/python:3.12-slim"
+    pushed = push_index(client, parse_reference(name), salt="mirrored")
+    through_hub = resolve_bases(client, [name], PLATFORMS)
+    mirrors = BaseMirrors.parse([f"docker.io={registry.host}"])
+    with RegistryClient(credentials=lambda registry: None, retry=FAST_RETRY) as direct:
+        through_mirror = resolve_bases(direct, [name], PLATFORMS, mirrors)
+        with pytest.raises(RegistryError):
+            resolve_bases(direct, [name], PLATFORMS)
+    assert through_mirror == through_hub == {f"docker.io/{name}": pushed.platforms}

@@ -24,6 +24,10 @@ pushes one platform untagged, so each platform can build on its own native runne
 --digests-out DIR records each pushed digest in a small file there, with the
 image's build inputs (its bases' digests read from their registries), and
 `matrix publish --digests DIR` merges them into the tagged indexes afterwards.
+
+Every image installs its lock: its exact dependencies with hashes, resolved with uv
+as of the release's upload to the package index (--index-url), or from --dist for a
+dev build; a release the index lacks yet stops the build before anything runs.
 """
 EPILOG = """\
 examples:
@@ -32,6 +36,8 @@ examples:
   matrix build --version 2.11.5 --python 3.10 --flavor conda --platform linux/arm64 \\
                --push-by-digest --digests-out digests/     one GitHub Actions job
   matrix build --version 2.11.5 --engine podman --registry 127.0.0.1:5000 --push
+  matrix build --version 3.4.25+12.gabc1234 --dist dist/ --engine podman \
+               --base-mirror docker.io=127.0.0.1:5000 --registry 127.0.0.1:5000 --push
 
 exit codes: 0 every image built, 1 an image failed (named on stderr), 2 bad input.
 """
@@ -43,6 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     options.add_config(parser)
     options.add_registry(parser)
     options.add_registry_options(parser)
+    options.add_image_sources(parser)
     what = parser.add_argument_group("what to build")
     what.add_argument(
         "--platform",

@@ -185,6 +185,52 @@ def add_rebuild_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_image_sources(parser: argparse.ArgumentParser, *, dist: bool = True) -> None:
+    """Where images' bytes come from: the package index, a dist, base mirrors."""
+    group = parser.add_argument_group(
+        "image sources",
+        "Each image installs a lock: its exact dependencies with hashes, resolved with uv "
+        "as of the date on its first build, else the release's upload to the index.",
+    )
+    group.add_argument(
+        "--base-mirror",
+        action="append",
+        default=[],
+        metavar="REGISTRY=HOST[:PORT]",
+        help="pull base images of REGISTRY (docker.io) from this mirror instead, for build "
+        "ids and the engine alike (repeatable; also MATRIX_BASE_MIRRORS, versions.toml's "
+        "base_mirrors); a loopback mirror speaks plain HTTP",
+    )
+    group.add_argument(
+        "--index-url",
+        metavar="URL",
+        help="package index to lock against and install from (default: MATRIX_INDEX_URL, "
+        "else versions.toml's index_url, else https://pypi.org/simple); credentials in it "
+        "are never shown",
+    )
+    if dist:
+        group.add_argument(
+            "--dist",
+            metavar="PATH",
+            help="install this wheel or sdist of prefect / prefect-client (or the one in this "
+            "folder) instead of the index's; its version must be the planned one (dev builds "
+            "need it)",
+        )
+    group.add_argument(
+        "--re-resolve",
+        action="store_true",
+        help="resolve the locks again as of now, not as of the release (changes the images)",
+    )
+    group.add_argument(
+        "--wait-for-index",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="wait up to this long for a release the package index does not list yet "
+        "(default: fail at once)",
+    )
+
+
 # -- from the command line to the settings records -------------------------------------
 
 
@@ -213,7 +259,15 @@ def registries(args: argparse.Namespace, loaded: LoadedConfig | None) -> Registr
 def build_settings(args: argparse.Namespace, **fields: Any) -> BuildSettings:
     """What render, build, publish and refresh share about building, and ``fields``
     of the command's own: a setting they all take is read here, once."""
-    return BuildSettings(source_date_epoch=settings.source_date_epoch(), **fields)
+    sources = {
+        "index_url": getattr(args, "index_url", None),
+        "base_mirror": tuple(getattr(args, "base_mirror", ())),
+        "dist": getattr(args, "dist", None),
+        "re_resolve": getattr(args, "re_resolve", False),
+        "wait_for_index": getattr(args, "wait_for_index", 0.0),
+        "insecure": tuple(getattr(args, "insecure_registry", ())),
+    }
+    return BuildSettings(source_date_epoch=settings.source_date_epoch(), **sources, **fields)
 
 
 def rebuild_settings(args: argparse.Namespace) -> BuildSettings:

@@ -47,6 +47,7 @@ examples:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     options.add_target_options(parser)
     options.add_rebuild_options(parser)
+    options.add_image_sources(parser)
     parser.add_argument(
         "--digests",
         metavar="DIR",

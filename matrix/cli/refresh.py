@@ -39,6 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     options.add_config(parser)
     options.add_registries(parser)
     options.add_rebuild_options(parser)
+    options.add_image_sources(parser, dist=False)
     parser.add_argument("--report", metavar="FILE", help="write what each release did as JSON")
 
 

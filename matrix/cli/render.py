@@ -12,12 +12,15 @@ DESCRIPTION = """\
 Render the Dockerfile templates of a release into build contexts, one folder per
 image key (prefect-python3.10-conda, ...). Rendering the same release twice gives
 byte-identical files; SOURCE_DATE_EPOCH, when set, becomes the
-org.opencontainers.image.created label.
+org.opencontainers.image.created label. Each context holds its image's locks
+(install/requirements-<arch>.lock), resolved with uv as of the release's upload to
+the package index, and the --dist file if one is given.
 """
 EPILOG = """\
 examples:
   matrix render --version 2.11.5 --out contexts
   matrix render --version 2.11.5 --flavor conda --python 3.10
+  matrix render --version 3.4.25+12.gabc1234 --dist dist/     a dev build from a wheel
 """
 DEFAULT_OUT = "contexts"
 
@@ -25,6 +28,7 @@ DEFAULT_OUT = "contexts"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     options.add_release_selection(parser)
     options.add_config(parser)
+    options.add_image_sources(parser)
     parser.add_argument(
         "--out",
         metavar="DIR",

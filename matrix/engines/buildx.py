@@ -26,6 +26,7 @@ from matrix.engines.base import (
     stderr_lines,
     stream_build,
 )
+from matrix.engines.mirrors import BaseMirrors
 from matrix.errors import UserError
 from matrix.platform import slug
 
@@ -43,7 +44,15 @@ class BuildxEngine:
         create_builder: bool = False,
         insecure_registries: Sequence[str] = (),
         client_call: Sequence[str] = ("docker",),
+        base_mirrors: BaseMirrors | None = None,
     ) -> None:
+        self.base_mirrors = base_mirrors or BaseMirrors()
+        if self.base_mirrors and not create_builder:
+            # A builder's registry config is fixed when it is created.
+            raise UserError(
+                "--base-mirror with --engine buildx needs --create-builder: the mirror goes "
+                "into the new builder's registry config"
+            )
         self.workdir = workdir
         self.builder = builder or (DEFAULT_BUILDER if create_builder else None)
         self.create_builder = create_builder
@@ -55,21 +64,27 @@ class BuildxEngine:
         if not self.create_builder:
             return []
         kwargs: dict = {"name": self.builder, "driver": "docker-container", "bootstrap": True}
-        if self.insecure_registries:
+        if self.insecure_registries or self.base_mirrors:
             # BuildKit runs in a container: a registry on the host's loopback is only
             # reachable over the host network, and only over plain HTTP when told so.
             kwargs["driver_options"] = {"network": "host"}
             kwargs["config"] = str(self._buildkitd_config())
         return [Call("buildx.create", kwargs=kwargs)]
 
+    def buildkitd_toml(self) -> str:
+        """The new builder's registry config: plain-HTTP registries and base mirrors."""
+        mirrored = set(self.base_mirrors.mirrors.values())
+        plain = "".join(
+            f'[registry."{host}"]\n  http = true\n'
+            for host in self.insecure_registries
+            if not (host in mirrored and self.base_mirrors.plain_http(host))
+        )
+        return plain + self.base_mirrors.buildkitd_toml()
+
     def prepare(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        if self.create_builder and self.insecure_registries:
-            self._buildkitd_config().write_text(
-                "".join(
-                    f'[registry."{host}"]\n  http = true\n' for host in self.insecure_registries
-                )
-            )
+        if self.create_builder and (self.insecure_registries or self.base_mirrors):
+            self._buildkitd_config().write_text(self.buildkitd_toml())
         for call in self.prepare_calls():
             try:
                 call.invoke(self.client)

@@ -6,10 +6,10 @@ report the platform digests the registry holds (pushing recompresses the layers,
 so the local digests are not the pushed ones).
 
 python-on-whales runs the builds, the list creation, its inspection and clean-up.
-Three steps use the exact podman argv through ``python_on_whales.utils.run``:
-``manifest push`` (python-on-whales' push has no --all, --tls-verify, --digestfile
-nor destination) and the read-back ``manifest inspect`` (it needs an environment,
-and podman's inspect has no --tls-verify: a registries.conf marks plain-HTTP hosts).
+``manifest add`` and ``manifest push`` use the exact podman argv through
+``python_on_whales.utils.run`` (python-on-whales' push has no --all, --tls-verify,
+--digestfile nor destination); matrix's own registry client reads the pushed index
+back (podman 4's manifest inspect takes neither --tls-verify nor an auth file).
 
 podman pushes only to tags, so --push-by-digest writes the one-platform image to
 an OCI layout folder and matrix's registry client uploads it by digest: no tag is
@@ -30,6 +30,7 @@ from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 
 from matrix.buildid import base_images
+from matrix.engines.authfile import auth_file
 from matrix.engines.base import (
     LOG_TAIL,
     BuildFailed,
@@ -40,6 +41,7 @@ from matrix.engines.base import (
     stderr_lines,
     stream_build,
 )
+from matrix.engines.mirrors import BaseMirrors
 from matrix.errors import UserError
 from matrix.platform import slug
 from matrix.reference import parse_reference
@@ -85,6 +87,7 @@ class _DigestSteps:
 
 
 UPLOAD = "matrix.upload-layout"
+READ_BACK = "matrix.read-back"
 
 
 class PodmanEngine:
@@ -98,14 +101,22 @@ class PodmanEngine:
         insecure_registries: Sequence[str] = (),
         run_id: str | None = None,
         client_call: Sequence[str] = ("podman",),
+        base_mirrors: BaseMirrors | None = None,
+        isolation: str | None = None,
     ) -> None:
         self.workdir = workdir
+        self.base_mirrors = base_mirrors or BaseMirrors()
+        # chroot where the OCI runtime cannot create cgroups (nested containers, CI
+        # sandboxes); podman reads BUILDAH_ISOLATION itself, this makes it visible.
+        self.isolation = isolation
         self.tls_verify = tls_verify
         self.insecure_registries = frozenset(insecure_registries)
         # Local names carry a run id: two runs (or test sessions) never share a list.
         self.run_id = run_id or secrets.token_hex(6)
         self.client_call = list(client_call)
         self.client = DockerClient(client_call=self.client_call)
+        # REGISTRY_AUTH_FILE while a build runs (see matrix.engines.authfile).
+        self._auth_env: dict[str, str] = {}
 
     def prepare_calls(self) -> list[Call]:
         return []
@@ -125,19 +136,18 @@ class PodmanEngine:
         local_list = self.local_list(request)
         images = [self.local_image(request, p) for p in request.platforms]
         builds = tuple(
-            _build_call(request, platform, image, self._registries_env(request))
+            _build_call(request, platform, image, self._build_env(request))
             for platform, image in zip(request.platforms, images, strict=True)
         )
         pushes: tuple[Call, ...] = ()
         read_back = None
         cleanup: tuple[Call, ...] = ()
         if request.push:
-            pushes = tuple(Call("run", (self._push_argv(local_list, tag),)) for tag in request.tags)
-            read_back = Call(
-                "run",
-                ([*self.client_call, "manifest", "inspect", f"{request.repository}@{digest}"],),
-                env=self._registries_env(request),
+            pushes = tuple(
+                Call("run", (self._push_argv(local_list, tag),), env=self._auth_env)
+                for tag in request.tags
             )
+            read_back = Call(READ_BACK, (f"{request.repository}@{digest}",))
             cleanup = (Call("manifest.remove", (local_list,)), Call("image.remove", (images,)))
         # python-on-whales has no `manifest add`, and podman's manifest create takes no
         # annotations: each entry is added with the exact argv.
@@ -174,7 +184,7 @@ class PodmanEngine:
         (platform,) = request.platforms
         image = self.local_image(request, platform)
         layout = self.layout_path(request)
-        build = _build_call(request, platform, image, self._registries_env(request))
+        build = _build_call(request, platform, image, self._build_env(request))
         to_layout = Call(
             "run",
             ([*self.client_call, "push", "--format", "oci", image, f"oci:{layout}:image"],),
@@ -191,6 +201,8 @@ class PodmanEngine:
         if call.target == UPLOAD:
             layout, repository = call.args
             return f"# matrix uploads {layout} to {repository} by digest, with no tag"
+        if call.target == READ_BACK:
+            return f"# matrix reads {call.args[0]} back from the registry"
         return call.show("podman")
 
     def layout_path(self, request: BuildRequest) -> Path:
@@ -199,8 +211,18 @@ class PodmanEngine:
         )
 
     def build(self, request: BuildRequest, log: LogSink) -> BuildResult:
-        if request.push_by_digest:
-            return self._build_by_digest(request, log)
+        """Build (and push), podman holding matrix's credentials for the target and
+        the base mirrors in a private auth file for as long as the build runs."""
+        hosts = [_registry_host(request), *self.base_mirrors.mirrors.values()]
+        with auth_file(hosts) as self._auth_env:
+            try:
+                if request.push_by_digest:
+                    return self._build_by_digest(request, log)
+                return self._build(request, log)
+            finally:
+                self._auth_env = {}
+
+    def _build(self, request: BuildRequest, log: LogSink) -> BuildResult:
         steps = self.steps(request)
         tail: deque[str] = deque(maxlen=LOG_TAIL)
         self._write_registries_conf(request)
@@ -290,10 +312,18 @@ class PodmanEngine:
         return digest
 
     def _read_back(self, request: BuildRequest, call: Call, digest: str) -> dict:
-        pushed = json.loads(call.invoke(self.client))
+        """The pushed index, read with matrix's own client and credentials (podman 4's
+        manifest inspect takes neither --tls-verify nor an auth file)."""
+        ref = parse_reference(call.args[0])
+        host = _registry_host(request)
+        try:
+            with RegistryClient(insecure_registries=() if self.tls_verify else (host,)) as client:
+                pushed = json.loads(client.get_manifest(ref).content)
+        except RegistryError as error:
+            raise BuildFailed(request.key, f"reading back {ref} failed: {error}") from None
         _check_platforms(
             request,
-            {_platform_of(entry["platform"]) for entry in pushed["manifests"]},
+            {_platform_of(entry["platform"]) for entry in pushed.get("manifests", [])},
             f"the pushed index {digest}",
         )
         return pushed
@@ -311,20 +341,28 @@ class PodmanEngine:
                     hosts.append(host)
         return list(dict.fromkeys(hosts))
 
-    def _write_registries_conf(self, request: BuildRequest) -> None:
-        """podman's build and inspect have no --tls-verify of their own: a
-        registries.conf marks the plain-HTTP registries."""
+    def registries_conf(self, request: BuildRequest) -> str:
+        """podman's build and inspect have no --tls-verify of their own: a private
+        registries.conf marks the plain-HTTP registries and sends base pulls to
+        their mirrors. Empty when neither is needed."""
         hosts = self._plain_http_hosts(request)
-        if hosts:
+        entries = "".join(f'[[registry]]\nlocation = "{host}"\ninsecure = true\n' for host in hosts)
+        return entries + self.base_mirrors.registries_conf()
+
+    def _write_registries_conf(self, request: BuildRequest) -> None:
+        text = self.registries_conf(request)
+        if text:
             self.workdir.mkdir(parents=True, exist_ok=True)
-            self._registries_conf().write_text(
-                "".join(f'[[registry]]\nlocation = "{host}"\ninsecure = true\n' for host in hosts)
-            )
+            self._registries_conf().write_text(text)
 
     def _registries_env(self, request: BuildRequest) -> dict[str, str]:
-        if not self._plain_http_hosts(request):
+        if not self.registries_conf(request):
             return {}
         return {"CONTAINERS_REGISTRIES_CONF": str(self._registries_conf())}
+
+    def _build_env(self, request: BuildRequest) -> dict[str, str]:
+        isolation = {"BUILDAH_ISOLATION": self.isolation} if self.isolation else {}
+        return {**self._registries_env(request), **isolation, **self._auth_env}
 
     def _registries_conf(self) -> Path:
         return self.workdir / "registries.conf"
@@ -356,6 +394,9 @@ def _build_call(request: BuildRequest, platform: str, image: str, env: dict[str,
             # podman's layer cache does not key on the platform for FROM scratch
             # stages: a cached build gives the second platform the first's image.
             "cache": False,
+            # RUN steps reach what the host reaches (the package index, a proxy):
+            # rootless and chroot builds have no network of their own to route.
+            "network": "host",
             "stream_logs": True,
         },
         # Only the final image is committed: no untagged intermediate images

@@ -24,9 +24,11 @@ def build_requests(
     provenance: bool = False,
     sbom: bool = False,
     labels: Mapping[str, str] | None = None,
+    annotations: Mapping[str, Mapping[str, str]] | None = None,
 ) -> list[BuildRequest]:
     """One request per image. Only immutable tags (full, sha) are pushed by a build:
-    floating tags move later, once every image under them is complete."""
+    floating tags move later, once every image under them is complete. ``annotations``
+    (image key -> annotations) come from the render (the lock's date)."""
     host = registry or plan.registry
     push = push or push_by_digest
     requests = []
@@ -53,6 +55,7 @@ def build_requests(
                 ),
                 repository=f"{host}/{spec.repository}",
                 labels=dict(labels or {}),
+                annotations=dict((annotations or {}).get(spec.key, {})),
                 build_args=dict(spec.build_args),
                 push=push,
                 push_by_digest=push_by_digest,

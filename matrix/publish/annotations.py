@@ -45,5 +45,5 @@ def with_build_id(
     return replace(
         request,
         labels={**request.labels, BUILD_ID_LABEL: build_id(inputs)},
-        annotations=annotations_for(plan, spec, inputs),
+        annotations={**request.annotations, **annotations_for(plan, spec, inputs)},
     )

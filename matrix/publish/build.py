@@ -7,8 +7,10 @@ built by an engine or merged from the digests the build jobs recorded.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,55 +24,79 @@ if TYPE_CHECKING:
     from matrix.plan import ImageSpec, Plan
     from matrix.publish.run import ImageBuilder
     from matrix.registry import RegistryClient
+    from matrix.render import RenderedContext
     from matrix.settings import BuildSettings, Registries
 
 
-def render_contexts(plan: Plan, loaded: LoadedConfig, folder: Path, build: BuildSettings):
-    """The plan's build contexts, one folder per image key below ``folder``."""
-    from matrix.render import render_plan
+def render_contexts(
+    plan: Plan,
+    loaded: LoadedConfig,
+    folder: Path,
+    build: BuildSettings,
+    recorded: Mapping[str, datetime] | None = None,
+) -> list[RenderedContext]:
+    """Lock every cell of the plan, then render its build contexts, one folder per
+    image key below ``folder``. ``recorded``: the lock dates earlier builds carry."""
+    from matrix.render import render_release
 
-    return render_plan(plan, loaded, folder, source_date_epoch=build.source_date_epoch)
+    return render_release(
+        plan,
+        loaded,
+        folder,
+        build.image_sources(loaded),
+        source_date_epoch=build.source_date_epoch,
+        recorded=recorded,
+        progress=_progress,
+    )
 
 
-def _context_paths(plan: Plan, loaded: LoadedConfig, folder: Path, build: BuildSettings):
-    """Image key -> its rendered build context's folder."""
-    return {c.key: c.path for c in render_contexts(plan, loaded, folder, build)}
+def _progress(text: str) -> None:
+    """Waits and lock decisions, on stderr as the registry's retry notices are."""
+    print(f"matrix: {text}", file=sys.stderr, flush=True)
 
 
 def plan_inputs(
     client: RegistryClient,
     plan: Plan,
     contexts: Mapping[str, Path],
+    build: BuildSettings,
+    loaded: LoadedConfig,
     labels: Mapping[str, str] | None = None,
 ) -> dict[str, BuildInputs]:
     """Image key -> build inputs of every image of ``plan``, the bases' digests read
-    from their registries. Each image's bases are resolved for all its planned
-    platforms, so jobs that build its platforms apart record the same inputs."""
+    from their registries (through the base mirrors). Each image's bases are resolved
+    for all its planned platforms, so jobs that build its platforms apart record the
+    same inputs."""
     from matrix.buildid import gather_many
 
     wanted = [(s.key, contexts[s.key], s.build_args, s.platforms) for s in plan.images]
-    return gather_many(client, wanted, labels)
+    return gather_many(client, wanted, labels, build.image_sources(loaded).base_mirrors)
 
 
-def make_engine(build: BuildSettings, registries: Registries):
-    """The buildx or podman engine, talking plain HTTP where the settings say."""
+def make_engine(build: BuildSettings, registries: Registries, loaded: LoadedConfig):
+    """The buildx or podman engine, talking plain HTTP where the settings say, pulling
+    bases through the base mirrors."""
+    from matrix.engines import create_engine
+
     target = registries.target
-    if build.engine == "podman":
-        from matrix.engines.podman import PodmanEngine
-
-        return PodmanEngine(
-            build.workdir,
-            tls_verify=not target.plain_http,
-            insecure_registries=sorted(registries.insecure),
-        )
-    from matrix.engines.buildx import BuildxEngine
-
-    return BuildxEngine(
+    insecure = sorted(registries.insecure | ({target.host} if target.plain_http else set()))
+    return create_engine(
+        build.engine,
         build.workdir,
+        target.host,
         builder=build.builder,
         create_builder=build.create_builder,
-        insecure_registries=[target.host] if target.plain_http else [],
+        insecure_registries=insecure,
+        base_mirrors=build.image_sources(loaded).base_mirrors,
     )
+
+
+def _with_lock_annotations(requests, contexts: list[RenderedContext]) -> list[BuildRequest]:
+    """Each request annotated with what its lock records (the resolution date)."""
+    annotations = {context.key: context.annotations for context in contexts}
+    return [
+        replace(r, annotations={**annotations.get(r.key, {}), **r.annotations}) for r in requests
+    ]
 
 
 def requests_for(
@@ -136,13 +162,17 @@ def build_job(
     # The requests first: a --platform no image builds is refused before any rendering.
     contexts = {spec.key: contexts_folder / spec.key for spec in plan.images}
     requests = requests_for(plan, contexts, build, registry)
-    engine = make_engine(build, registries)
-    render_contexts(plan, loaded, contexts_folder, build)
+    engine = make_engine(build, registries, loaded)
+    rendered = render_contexts(plan, loaded, contexts_folder, build)
+    for context in rendered:
+        if context.lock is not None:
+            _progress(f"{context.key}: {context.describe_lock()}")
+    requests = _with_lock_annotations(requests, rendered)
     inputs: dict[str, BuildInputs] = {}
     if build.push_by_digest and not dry_run:
         # What publish --digests needs to label the image and judge it next time.
         with registries.client() as client:
-            inputs = plan_inputs(client, plan, contexts, build.labels)
+            inputs = plan_inputs(client, plan, contexts, build, loaded, build.labels)
         specs = {spec.key: spec for spec in plan.images}
         requests = [with_build_id(plan, specs[r.key], r, inputs[r.key]) for r in requests]
     return BuildJob(engine, requests, inputs, build.digests_out)
@@ -159,12 +189,18 @@ def engine_builder(
     read from their registries); the builder then builds and pushes one image to its
     full tag only, labelled and annotated with its build id."""
     from matrix.engines import BuildFailed
+    from matrix.lock import recorded_dates
+    from matrix.publish.state import read_images
 
-    contexts = _context_paths(plan, loaded, build.workdir / "contexts", build)
-    inputs = plan_inputs(client, plan, contexts)
-    engine = make_engine(build, registries)
-    engine.prepare()
     registry = registries.target.host
+    # A rebuild keeps the lock date its image was first built with.
+    earlier = read_images(client, plan, registry)
+    recorded = recorded_dates({k: i.annotations if i else None for k, i in earlier.items()})
+    rendered = render_contexts(plan, loaded, build.workdir / "contexts", build, recorded)
+    contexts = {context.key: context.path for context in rendered}
+    inputs = plan_inputs(client, plan, contexts, build, loaded)
+    engine = make_engine(build, registries, loaded)
+    engine.prepare()
 
     def build_image(spec: ImageSpec) -> None:
         single = replace(plan, images=(spec,))
@@ -172,6 +208,7 @@ def engine_builder(
             single, {spec.key: contexts[spec.key]}, replace(build, push=True), registry
         )
         # The full tag only: sha and floating tags follow once every image is verified.
+        (request,) = _with_lock_annotations([request], rendered)
         request = replace(request, tags=(f"{registry}/{spec.full_target}",))
         request = with_build_id(plan, spec, request, inputs[spec.key])
         try:

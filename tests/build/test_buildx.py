@@ -16,6 +16,7 @@ import pytest
 from matrix.config import load_config
 from matrix.engines import BuildFailed, BuildRequest
 from matrix.engines.buildx import BuildxEngine
+from matrix.engines.mirrors import BaseMirrors, base_mirrors
 from matrix.engines.requests import build_requests
 from matrix.errors import UserError
 from matrix.plan import plan_release
@@ -248,3 +249,54 @@ def test_annotations_go_into_the_image_output(tmp_path, recorder):
         "annotation-index.org.opencontainers.image.version=2.11.5"
     )
     assert call.count("--tag") == 2
+
+
+def test_base_mirror_goes_into_the_new_builders_registry_config(tmp_path, recorder):
+    mirrors = BaseMirrors.parse(["docker.io=127.0.0.1:5000", "ghcr.io=mirror.example:443"])
+    buildx = engine(
+        tmp_path,
+        create_builder=True,
+        insecure_registries=["127.0.0.1:5000"],
+        base_mirrors=mirrors,
+    )
+    config = tmp_path / "work" / "buildkitd.toml"
+    create = recorder.calls()[0]
+    assert create[create.index("--config") + 1] == str(config)
+    assert create[create.index("--driver-opt") + 1] == "network=host"
+    assert config.read_text() == (
+        '[registry."docker.io"]\n  mirrors = ["127.0.0.1:5000"]\n'
+        '[registry."ghcr.io"]\n  mirrors = ["mirror.example:443"]\n'
+        '[registry."127.0.0.1:5000"]\n  http = true\n'
+    )
+    assert buildx.base_mirrors is mirrors
+
+
+def test_base_mirror_needs_a_builder_matrix_creates(tmp_path):
+    with pytest.raises(
+        UserError, match="--base-mirror with --engine buildx needs --create-builder"
+    ):
+        BuildxEngine(tmp_path, base_mirrors=BaseMirrors.parse(["docker.io=127.0.0.1:5000"]))
+
+
+@pytest.mark.parametrize(
+    ("entry", "reason"),
+    [
+        ("docker.io", "expected REGISTRY=HOST"),
+        ("docker.io=", "expected REGISTRY=HOST"),
+        ("docker.io=plain-name", "is not a registry"),
+        ("docker.io=http://x", "is not a registry"),
+    ],
+)
+def test_bad_base_mirror_is_one_clear_error(entry, reason):
+    with pytest.raises(UserError, match=reason):
+        BaseMirrors.parse([entry])
+
+
+def test_base_mirror_settings_command_line_then_environment_then_config():
+    environ = {"MATRIX_BASE_MIRRORS": "docker.io=env.example:5000"}
+    configured = ["docker.io=config.example"]
+    assert base_mirrors(["index.docker.io=flag.example"], environ, configured).mirrors == {
+        "docker.io": "flag.example"
+    }
+    assert base_mirrors([], environ, configured).mirrors == {"docker.io": "env.example:5000"}
+    assert base_mirrors([], {}, configured).mirrors == {"docker.io": "config.example"}

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from matrix.engines import BuildFailed, BuildRequest, CacheSettings
+from matrix.engines.mirrors import BaseMirrors
 from matrix.engines.podman import PodmanEngine, _check_platforms
 from matrix.errors import UserError
 
@@ -30,7 +31,7 @@ def test_steps_as_the_dry_run_shows_them():
     build = (
         "podman.buildx.build('/ctx', platforms=['linux/{arch}'], tags=['{local}-linux-{arch}'], "
         "labels={{'a.b': 'c'}}, build_args={{'PYTHON_VERSION': '3.12'}}, pull=True, "
-        "cache=False, stream_logs=True)  # env: BUILDAH_LAYERS=false "
+        "cache=False, network='host', stream_logs=True)  # env: BUILDAH_LAYERS=false "
         "CONTAINERS_REGISTRIES_CONF=/work/registries.conf"
     )
     assert shown == [
@@ -48,8 +49,7 @@ def test_steps_as_the_dry_run_shows_them():
         "podman manifest push --all --tls-verify=false --digestfile "
         f"/work/digests/127.0.0.1_5000_m_s_sha-abcdef1-python3.12 {local} "
         "docker://127.0.0.1:5000/m/s:sha-abcdef1-python3.12",
-        "CONTAINERS_REGISTRIES_CONF=/work/registries.conf podman manifest inspect "
-        "'127.0.0.1:5000/m/s@<digest>'",
+        "# matrix reads 127.0.0.1:5000/m/s@<digest> back from the registry",
         f"podman.manifest.remove('{local}')",
         f"podman.image.remove(['{local}-linux-amd64', '{local}-linux-arm64'])",
     ]
@@ -79,7 +79,7 @@ def test_push_by_digest_goes_through_a_layout_and_writes_no_tag():
     assert shown == [
         f"podman.buildx.build('/ctx', platforms=['linux/arm64'], tags=['{image}'], "
         "labels={'a.b': 'c'}, build_args={'PYTHON_VERSION': '3.12'}, pull=True, "
-        "cache=False, stream_logs=True)  # env: BUILDAH_LAYERS=false "
+        "cache=False, network='host', stream_logs=True)  # env: BUILDAH_LAYERS=false "
         "CONTAINERS_REGISTRIES_CONF=/work/registries.conf",
         f"podman push --format oci {image} oci:{layout}:image",
         f"# matrix uploads {layout} to 127.0.0.1:5000/m/s by digest, with no tag",
@@ -109,3 +109,35 @@ def test_a_dropped_platform_fails_the_build():
 def test_an_annotation_that_would_break_buildx_output_is_refused():
     with pytest.raises(UserError, match="may not hold a comma"):
         BuildRequest(**{**REQUEST.__dict__, "annotations": {"a.b": "x,push=false"}})
+
+
+def test_base_mirror_and_isolation_reach_every_build():
+    mirrors = BaseMirrors.parse(["docker.io=127.0.0.1:6000", "quay.io=mirror.example"])
+    engine = PodmanEngine(
+        Path("/work"), tls_verify=False, run_id="r1", base_mirrors=mirrors, isolation="chroot"
+    )
+    assert engine.registries_conf(REQUEST) == (
+        '[[registry]]\nlocation = "127.0.0.1:5000"\ninsecure = true\n'
+        '[[registry]]\nprefix = "docker.io"\nlocation = "docker.io"\n'
+        '[[registry.mirror]]\nlocation = "127.0.0.1:6000"\ninsecure = true\n'
+        '[[registry]]\nprefix = "quay.io"\nlocation = "quay.io"\n'
+        '[[registry.mirror]]\nlocation = "mirror.example"\n'
+    )
+    builds = [call for call in engine.calls(REQUEST) if call.target == "buildx.build"]
+    assert len(builds) == 2
+    for call in builds:
+        assert call.env["CONTAINERS_REGISTRIES_CONF"] == "/work/registries.conf"
+        assert call.env["BUILDAH_ISOLATION"] == "chroot"
+        assert call.kwargs["network"] == "host"
+
+
+def test_mirror_alone_writes_a_registries_conf(tmp_path):
+    engine = PodmanEngine(
+        tmp_path, base_mirrors=BaseMirrors.parse(["docker.io=mirror.example:5000"])
+    )
+    request = BuildRequest(**{**REQUEST.__dict__, "push": False, "context": tmp_path})
+    (build, *_) = engine.calls(request)
+    assert build.env["CONTAINERS_REGISTRIES_CONF"] == str(tmp_path / "registries.conf")
+    engine._write_registries_conf(request)
+    assert "mirror.example:5000" in (tmp_path / "registries.conf").read_text()
+    assert "insecure" not in (tmp_path / "registries.conf").read_text()

@@ -15,6 +15,7 @@ from matrix.config import load_config
 from matrix.errors import UserError
 from matrix.plan import plan_release
 from matrix.render import render_plan, source_date_epoch_from
+from tests.support.locks import fixed_locks
 
 SNAPSHOTS = Path(__file__).with_name("snapshots")
 # Set to rewrite the snapshots after a deliberate template change; review the diff.
@@ -28,12 +29,17 @@ def loaded():
     return load_config()
 
 
+def render(plan, loaded, out, **options):
+    """render_plan with a small fixed lock per cell, as lock_plan would give it."""
+    return render_plan(plan, loaded, out, locks=fixed_locks(plan), **options)
+
+
 @pytest.mark.parametrize(
     "key", ["prefect-python3.10", "prefect-python3.10-conda", "prefect-python3.10-kubernetes"]
 )
 def test_rendered_dockerfile_matches_snapshot(loaded, tmp_path, key):
     plan = plan_release(loaded, "2.11.5", commit=COMMIT, pythons=["3.10"])
-    contexts = {c.key: c for c in render_plan(plan, loaded, tmp_path, source_date_epoch=EPOCH)}
+    contexts = {c.key: c for c in render(plan, loaded, tmp_path, source_date_epoch=EPOCH)}
     text = contexts[key].dockerfile.read_text()
     snapshot = SNAPSHOTS / f"2.11.5-{key}.Dockerfile"
     if UPDATE:
@@ -43,8 +49,8 @@ def test_rendered_dockerfile_matches_snapshot(loaded, tmp_path, key):
 
 def test_render_is_byte_identical_across_runs(loaded, tmp_path):
     plan = plan_release(loaded, "3.4.25", commit=COMMIT)
-    first = render_plan(plan, loaded, tmp_path / "a", source_date_epoch=EPOCH)
-    second = render_plan(plan, loaded, tmp_path / "b", source_date_epoch=EPOCH)
+    first = render(plan, loaded, tmp_path / "a", source_date_epoch=EPOCH)
+    second = render(plan, loaded, tmp_path / "b", source_date_epoch=EPOCH)
     assert [c.key for c in first] == [spec.key for spec in plan.images]
     for one, two in zip(first, second, strict=True):
         assert one.dockerfile.read_bytes() == two.dockerfile.read_bytes()
@@ -55,26 +61,34 @@ def test_render_replaces_an_older_context(loaded, tmp_path):
     stale = tmp_path / "prefect-python3.10" / "stale.txt"
     stale.parent.mkdir()
     stale.write_text("from an older render")
-    render_plan(plan, loaded, tmp_path)
-    assert sorted(p.name for p in stale.parent.iterdir()) == ["Dockerfile"]
+    render(plan, loaded, tmp_path)
+    assert sorted(p.name for p in stale.parent.iterdir()) == ["Dockerfile", "install"]
 
 
 def test_created_label_only_with_source_date_epoch(loaded, tmp_path):
     plan = plan_release(loaded, "2.11.5", pythons=["3.10"], flavors=["standard"])
-    (context,) = render_plan(plan, loaded, tmp_path)
+    (context,) = render(plan, loaded, tmp_path)
     assert "image.created" not in context.dockerfile.read_text()
-    (context,) = render_plan(plan, loaded, tmp_path, source_date_epoch=0)
+    (context,) = render(plan, loaded, tmp_path, source_date_epoch=0)
     assert 'org.opencontainers.image.created="1970-01-01T00:00:00Z"' in (
         context.dockerfile.read_text()
     )
 
 
-def test_client_image_installs_prefect_client(loaded, tmp_path):
-    plan = plan_release(loaded, "3.4.25", images=["prefect-client"], pythons=["3.12"])
-    (context,) = render_plan(plan, loaded, tmp_path)
-    assert '"prefect-client${PREFECT_EXTRAS}==${PREFECT_VERSION}"' in (
-        context.dockerfile.read_text()
-    )
+def test_client_image_installs_prefect_client(tmp_path, capsys):
+    args = ["--version", "3.4.25", "--image", "prefect-client", "--python", "3.12"]
+    assert main(["render", *args, "--out", str(tmp_path)]) == 0
+    folder = tmp_path / "prefect-client-python3.12" / "install"
+    for arch in ("amd64", "arm64"):
+        lock = (folder / f"requirements-{arch}.lock").read_text()
+        assert "\nprefect-client==3.4.25 \\\n    --hash=sha256:" in lock
+        assert "\nprefect==" not in lock
+
+
+def test_render_without_its_lock_is_refused(loaded, tmp_path):
+    plan = plan_release(loaded, "2.11.5", pythons=["3.10"], flavors=["standard"])
+    with pytest.raises(UserError, match="renders only with its lock"):
+        render_plan(plan, loaded, tmp_path)
 
 
 @pytest.mark.parametrize(
@@ -90,7 +104,7 @@ def test_build_arg_that_could_inject_is_refused(loaded, tmp_path, value, reason)
     spec = plan.images[0]
     bad = dataclasses.replace(spec, build_args={**spec.build_args, "EXTRA_PIP_PACKAGES": value})
     with pytest.raises(UserError, match=reason) as caught:
-        render_plan(dataclasses.replace(plan, images=(bad,)), loaded, tmp_path)
+        render(dataclasses.replace(plan, images=(bad,)), loaded, tmp_path)
     assert len(str(caught.value).splitlines()) == 1
     assert "prefect-python3.10-kubernetes" in str(caught.value)
 
@@ -100,7 +114,7 @@ def test_label_value_that_could_inject_is_refused(loaded, tmp_path):
     spec = plan.images[0]
     bad = dataclasses.replace(spec, labels={**spec.labels, "io.prefect.note": 'a"\nRUN x'})
     with pytest.raises(UserError, match="cannot go into a Dockerfile"):
-        render_plan(dataclasses.replace(plan, images=(bad,)), loaded, tmp_path)
+        render(dataclasses.replace(plan, images=(bad,)), loaded, tmp_path)
 
 
 def test_injection_refusal_is_one_line_exit_2(loaded, tmp_path, capsys, monkeypatch):
@@ -142,7 +156,7 @@ def test_every_dockerfile_of_a_full_release_passes_hadolint(loaded, tmp_path):
     # 2.11.5 has EXTRA_PIP_PACKAGES, 3.4.25 has PREFECT_EXTRAS and prefect-client.
     for version in ("2.11.5", "3.4.25"):
         plan = plan_release(loaded, version, commit=COMMIT)
-        contexts = render_plan(plan, loaded, tmp_path / version, source_date_epoch=EPOCH)
+        contexts = render(plan, loaded, tmp_path / version, source_date_epoch=EPOCH)
         files += [str(c.dockerfile) for c in contexts]
         templates |= {spec.template for spec in plan.images}
     assert templates == {"standard.Dockerfile.j2", "conda.Dockerfile.j2", "client.Dockerfile.j2"}

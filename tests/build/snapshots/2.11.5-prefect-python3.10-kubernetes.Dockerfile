@@ -4,7 +4,7 @@ ARG PYTHON_VERSION="3.10"
 ARG PREFECT_VERSION="2.11.5"
 ARG EXTRA_PIP_PACKAGES="prefect-kubernetes"
 
-FROM python:${PYTHON_VERSION}-slim
+FROM docker.io/library/python:${PYTHON_VERSION}-slim
 ARG PREFECT_VERSION
 ARG PREFECT_EXTRAS
 ARG EXTRA_PIP_PACKAGES
@@ -20,13 +20,18 @@ RUN apt-get update \
     && apt-get install --yes --no-install-recommends tini \
     && rm -rf /var/lib/apt/lists/*
 
-# EXTRA_PIP_PACKAGES is a space-separated list of integrations (Prefect's own build
-# arg): it must split into words, and pip picks the versions that fit the pinned
-# prefect.
-# hadolint ignore=DL3013,SC2086
-RUN pip install --no-cache-dir "prefect${PREFECT_EXTRAS}==${PREFECT_VERSION}" ${EXTRA_PIP_PACKAGES}
+# The cell's lock: prefect at the planned version with the line's extras and
+# EXTRA_PIP_PACKAGES, every dependency pinned with its hashes as of the release. pip
+# installs exactly that and resolves nothing; the image keeps the lock for its users.
+ARG TARGETARCH
+COPY install/ /tmp/matrix-install/
+RUN mkdir -p /opt/prefect \
+    && cp "/tmp/matrix-install/requirements-${TARGETARCH}.lock" /opt/prefect/requirements.lock \
+    && pip install --no-cache-dir --require-hashes --no-deps --requirement /opt/prefect/requirements.lock \
+    && rm -rf /tmp/matrix-install
 
 LABEL io.prefect.flavor="kubernetes" \
+      io.prefect.matrix.resolved-as-of="2023-08-24T20:02:09Z" \
       io.prefect.python-version="3.10" \
       org.opencontainers.image.created="2023-08-04T11:53:20Z" \
       org.opencontainers.image.revision="a597971f7156" \
