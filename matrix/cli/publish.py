@@ -194,7 +194,7 @@ def engine_builder(args, plan, loaded, registry: str, client):
     from matrix.cli.build import make_engine, plan_inputs, with_build_id
     from matrix.engines import BuildFailed
     from matrix.engines.requests import build_requests
-    from matrix.lock import recorded_dates
+    from matrix.lock import changed_pins, recorded_dates
     from matrix.publish.state import read_images
     from matrix.render import render_release, source_date_epoch_from
 
@@ -211,6 +211,11 @@ def engine_builder(args, plan, loaded, registry: str, client):
         progress=options.progress_line,
         recorded=recorded_dates({k: i.annotations if i else None for k, i in earlier.items()}),
     )
+    for context in rendered:
+        found = earlier.get(context.key)
+        if found is not None and context.lock is not None:
+            for change in changed_pins(found.annotations, context.lock):
+                options.progress_line(f"{context.key} lock {change}")
     contexts = {context.key: context.path for context in rendered}
     annotations = {context.key: context.annotations for context in rendered}
     inputs = plan_inputs(client, plan, contexts, base_mirrors=sources.base_mirrors)
