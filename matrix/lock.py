@@ -295,7 +295,7 @@ def _dist_entry(dist: Dist) -> str:
 
 
 def pins(text: str) -> dict[str, str]:
-    """Package -> pinned version (or ``@ url``) of a lock, for a change report."""
+    """Package -> pinned version of a lock (``@sha256:<hex>`` for a file it names)."""
     found = {}
     for entry in _entries(text):
         first = entry.splitlines()[0].rstrip(" \\")
@@ -305,13 +305,13 @@ def pins(text: str) -> dict[str, str]:
         if "==" in first:
             found[name] = first.partition("==")[2].split(";")[0].strip()
         elif "@" in first:
-            found[name] = "@ " + first.partition("@")[2].strip()
+            digest = re.search(r"--hash=(sha256:[0-9a-f]+)", entry)
+            found[name] = "@" + (digest[1] if digest else first.partition("@")[2].strip())
     return found
 
 
-def lock_changes(old: str, new: str) -> list[str]:
-    """What differs between two locks, package by package: ``griffe 0.35.0 -> 1.2.0``."""
-    before, after = pins(old), pins(new)
+def pin_changes(before: Mapping[str, str], after: Mapping[str, str]) -> list[str]:
+    """What differs between two pin sets, package by package: ``griffe 0.35.0 -> 1.2.0``."""
     changes = []
     for name in sorted(before.keys() | after.keys()):
         if name not in after:
@@ -320,6 +320,46 @@ def lock_changes(old: str, new: str) -> list[str]:
             changes.append(f"{name} {after[name]} (added)")
         elif before[name] != after[name]:
             changes.append(f"{name} {before[name]} -> {after[name]}")
+    return changes
+
+
+def lock_changes(old: str, new: str) -> list[str]:
+    """What differs between two lock texts, package by package."""
+    return pin_changes(pins(old), pins(new))
+
+
+# What an image's locks pin, on the image (an annotation) so that the next build can
+# say what a new lock changes without reading a blob: ``amd64:anyio==3.7.1;...+arm64:...``.
+PINS_ANNOTATION = "io.prefect.matrix.lock-pins"
+
+
+def encode_pins(lock: ImageLock) -> str:
+    return "+".join(
+        f"{arch(platform)}:" + ";".join(f"{n}=={v}" for n, v in sorted(pins(text).items()))
+        for platform, text in sorted(lock.locks.items())
+    )
+
+
+def decode_pins(text: str) -> dict[str, dict[str, str]]:
+    """Arch -> package -> version of ``encode_pins``' text; empty for anything else."""
+    found: dict[str, dict[str, str]] = {}
+    for part in text.split("+") if text else []:
+        name, colon, entries = part.partition(":")
+        if not colon:
+            return {}
+        found[name] = dict(entry.split("==", 1) for entry in entries.split(";") if "==" in entry)
+    return found
+
+
+def changed_pins(annotations: Mapping[str, str], lock: ImageLock) -> list[str]:
+    """What ``lock`` changes against the pins an earlier build recorded, per platform:
+    ``linux/amd64: griffe 0.35.0 -> 1.2.0``; empty when nothing was recorded."""
+    before = decode_pins(annotations.get(PINS_ANNOTATION, ""))
+    changes = []
+    for platform, text in sorted(lock.locks.items()):
+        old = before.get(arch(platform))
+        if old is not None:
+            changes += [f"{platform}: {c}" for c in pin_changes(old, pins(text))]
     return changes
 
 

@@ -22,8 +22,10 @@ from matrix.lock import (
     IMAGE_INSTALL_FOLDER,
     IMAGE_LOCK_PATH,
     INSTALL_FOLDER,
+    PINS_ANNOTATION,
     RESOLVED_AS_OF,
     ImageLock,
+    encode_pins,
     format_as_of,
 )
 from matrix.plan import ImageSpec, Plan
@@ -96,6 +98,7 @@ def render_plan(
         if lock is not None:
             lock.write(context)
             annotations[RESOLVED_AS_OF] = format_as_of(lock.as_of)
+            annotations[PINS_ANNOTATION] = encode_pins(lock)
         contexts.append(RenderedContext(spec.key, context, annotations, lock))
     return contexts
 

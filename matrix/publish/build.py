@@ -189,7 +189,7 @@ def engine_builder(
     read from their registries); the builder then builds and pushes one image to its
     full tag only, labelled and annotated with its build id."""
     from matrix.engines import BuildFailed
-    from matrix.lock import recorded_dates
+    from matrix.lock import changed_pins, recorded_dates
     from matrix.publish.state import read_images
 
     registry = registries.target.host
@@ -197,6 +197,11 @@ def engine_builder(
     earlier = read_images(client, plan, registry)
     recorded = recorded_dates({k: i.annotations if i else None for k, i in earlier.items()})
     rendered = render_contexts(plan, loaded, build.workdir / "contexts", build, recorded)
+    for context in rendered:
+        found = earlier.get(context.key)
+        if found is not None and context.lock is not None:
+            for change in changed_pins(found.annotations, context.lock):
+                _progress(f"{context.key} lock {change}")
     contexts = {context.key: context.path for context in rendered}
     inputs = plan_inputs(client, plan, contexts, build, loaded)
     engine = make_engine(build, registries, loaded)

@@ -13,7 +13,7 @@ from matrix.buildid import changed_inputs, recorded_inputs
 from matrix.cli import main
 from matrix.engines import BuildRequest
 from matrix.engines.podman import PodmanEngine
-from matrix.lock import RESOLVED_AS_OF
+from matrix.lock import PINS_ANNOTATION, RESOLVED_AS_OF
 from matrix.publish.state import read_image
 from matrix.reference import ImageReference
 from matrix.registry import RegistryClient
@@ -73,6 +73,10 @@ def test_refresh_after_a_base_change_keeps_the_lock(tmp_path, registry, podman, 
         assert main([*publish, "--refresh"]) == 0, capsys.readouterr().err
         with RegistryClient() as client:
             second = read_image(client, full).annotations
+        capsys.readouterr()
+        # Re-resolving on purpose: the dry run names the package that would change.
+        assert main([*publish, "--refresh", "--re-resolve", "--dry-run"]) == 0
+        shown = capsys.readouterr().err
     finally:
         index.stop()
     assert first[RESOLVED_AS_OF] == second[RESOLVED_AS_OF] == "2023-08-24T20:02:09Z"
@@ -82,3 +86,5 @@ def test_refresh_after_a_base_change_keeps_the_lock(tmp_path, registry, podman, 
     assert change.startswith(f"base {registry.host}/{repository}-base:a linux/amd64: ")
     assert before["context"] == after["context"]
     assert set(before["context"]) == {"install/requirements-amd64.lock"}
+    assert "locked-python3.11 lock linux/amd64: dep 1.0 -> 2.0" in shown
+    assert PINS_ANNOTATION in second
