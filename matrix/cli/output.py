@@ -5,11 +5,21 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Any
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
-from matrix.errors import UserError
+from matrix.errors import BuildError, UserError
 from matrix.plan import Plan
 from matrix.platform import Cell, short, slug
+
+if TYPE_CHECKING:
+    import argparse
+
+    from matrix.config import LoadedConfig
+    from matrix.publish.reconcile import Change
+    from matrix.publish.run import PublishReport
+    from matrix.settings import PublishSettings
 
 # GitHub Actions refuses a job matrix with more entries than this.
 GITHUB_MATRIX_LIMIT = 256
@@ -165,17 +175,99 @@ def print_changes(changes, registry: str) -> None:
         print(describe(change, registry))
 
 
-def confirm(preview) -> None:
-    """Ask before writing; refuse outside a terminal."""
-    writes = preview.pending
-    if writes == 0:
-        return
-    where = ", ".join(preview.registries)
-    if not sys.stdin.isatty():
-        raise UserError(
-            f"publish would write {writes} tags to {where}: pass --yes to go ahead, "
-            "or --dry-run to see them"
-        )
-    answer = input(f"publish {preview.version}: write {writes} tags to {where}? [y/N] ")
-    if answer.strip().lower() not in ("y", "yes"):
-        raise UserError("publish cancelled, nothing was changed")
+def confirmer(command: str):
+    """Ask before ``command`` writes; refuse outside a terminal (CI passes --yes)."""
+
+    def confirm(preview) -> None:
+        writes = preview.pending
+        if writes == 0:
+            return
+        where = ", ".join(preview.registries)
+        tags = f"{writes} tag{'' if writes == 1 else 's'}"
+        if not sys.stdin.isatty():
+            raise UserError(
+                f"{command} would write {tags} to {where}: pass --yes to go ahead, "
+                "or --dry-run to see them"
+            )
+        answer = input(f"{command} {preview.version}: write {tags} to {where}? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            raise UserError(f"{command} cancelled, nothing was changed")
+
+    return confirm
+
+
+def print_json_result(data: Any) -> None:
+    """A command's result for programs: one JSON document on stdout."""
+    json.dump(data, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+
+
+def write_report(path, data: Any) -> None:
+    """--report FILE, whether the run succeeded or not."""
+    try:
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(json.dumps(data, indent=2) + "\n")
+    except OSError as error:
+        raise UserError(f"--report {path}: cannot write it: {error.strerror}") from None
+
+
+def failed_report(error: BaseException, version: str | None = None) -> dict[str, Any]:
+    """The --report of a run that ended in ``error``: what it did before, and why it ended."""
+    from matrix.publish.run import partial_report
+
+    report = partial_report(error)
+    data = report.to_dict() if report is not None else {"version": version}
+    return data | {"error": str(error)}
+
+
+@contextmanager
+def report_failures(
+    path: str | None, version: str | None, *, before: list[dict[str, Any]] | None = None
+) -> Iterator[None]:
+    """Write --report FILE when the run ends in an error a user can act on, then let the
+    error end the command. With ``before`` the report is that list of earlier reports
+    and the failed run's."""
+    try:
+        yield
+    except (UserError, BuildError) as error:
+        if path:
+            failed = failed_report(error, version)
+            write_report(path, failed if before is None else [*before, failed])
+        raise
+
+
+def run_release(
+    args: argparse.Namespace,
+    command: str,
+    settings_of: Callable[[LoadedConfig], PublishSettings],
+    call: Callable[..., PublishReport],
+    shown: Callable[[Change, PublishSettings], bool],
+) -> int:
+    """publish's and promote's run: ``call`` (``matrix.publish.release``) on the release
+    and the settings ``settings_of`` makes, asking before it writes; the changes
+    ``shown`` picks on stdout, or the report as JSON; --report however it ends."""
+    from matrix.cli import options
+    from matrix.cli.progress import Reporter
+    from matrix.config import load_config
+
+    with report_failures(args.report, args.version):
+        selection = options.release_selection(args)
+        loaded = load_config(args.config)
+        settings = settings_of(loaded)
+        with Reporter() as reporter, settings.registries.client() as client:
+            report = call(
+                client,
+                loaded,
+                selection,
+                settings,
+                confirm=confirmer(command),
+                progress=reporter.step,
+            )
+    if settings.report:
+        write_report(settings.report, report.to_dict())
+    if args.format == "json":
+        print_json_result(report.to_dict())
+    else:
+        print_changes([c for c in report.changes if shown(c, settings)], report.registry)
+    reporter.finish(report)
+    return 0

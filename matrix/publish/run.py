@@ -12,11 +12,9 @@ and refresh are this one machine under another `matrix.settings.Policy`.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 from matrix.errors import UserError
@@ -26,6 +24,7 @@ from matrix.publish.reconcile import (
     Action,
     Change,
     Inputs,
+    change_to_dict,
     conflicts,
     is_build_of,
     reconcile,
@@ -155,18 +154,8 @@ class PublishReport:
             "mirrors": list(self.mirrors),
             "dry_run": self.dry_run,
             "changes": [
-                {
-                    "registry": c.registry,
-                    "image": c.key,
-                    "repository": c.target.repository,
-                    "tag": c.target.tag,
-                    "kind": c.target.kind.value,
-                    "action": c.action.value,
-                    "from": c.current,
-                    "to": c.desired,
-                    "reason": c.reason,
-                    "done": (c.registry, c.target.repository, c.target.tag) in self.done,
-                }
+                change_to_dict(c)
+                | {"done": (c.registry, c.target.repository, c.target.tag) in self.done}
                 for c in self.changes
             ],
             "writes": self.writes,
@@ -178,9 +167,6 @@ class PublishReport:
             },
             "elapsed_seconds": round(self.elapsed, 3),
         }
-
-    def write(self, path: Path) -> None:
-        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
 
 
 # -- the machine ---------------------------------------------------------------------
@@ -213,14 +199,24 @@ def publish(
     started = time.monotonic()
     registries = (registry, *(m for m in mirrors if m != registry))
     report = PublishReport(plan.version, registry, dry_run, registries[1:])
-    observation = observe(client, plan, registries, policy)
-    decision = decide(plan, observation, policy, inputs=inputs, merge=merge)
-    report.changes = decision.changes
-    if not dry_run and confirm is not None:
-        confirm(replace(report, dry_run=True))
-    if not dry_run:
-        apply(client, plan, observation, decision, build_image, report, progress)
+    try:
+        observation = observe(client, plan, registries, policy)
+        decision = decide(plan, observation, policy, inputs=inputs, merge=merge)
+        report.changes = decision.changes
+        if not dry_run and confirm is not None:
+            confirm(replace(report, dry_run=True))
+        if not dry_run:
+            apply(client, plan, observation, decision, build_image, report, progress)
+    except Exception as error:
+        # What was done before the failure: --report is written with it, and the error.
+        error.report = _finish(report, client, started)  # type: ignore[attr-defined]
+        raise
     return _finish(report, client, started)
+
+
+def partial_report(error: BaseException) -> PublishReport | None:
+    """The report of the run ``error`` ended, as far as it got, if it was one."""
+    return getattr(error, "report", None)
 
 
 def promote(
@@ -230,6 +226,7 @@ def promote(
     *,
     mirrors: Sequence[str] = (),
     dry_run: bool = False,
+    confirm: Callable[[PublishReport], None] | None = None,
     progress: Progress = quiet,
 ) -> PublishReport:
     """Point the plan's sha and floating tags at its images in ``registry`` and every
@@ -246,6 +243,7 @@ def promote(
         mirrors=mirrors,
         policy=PROMOTE,
         dry_run=dry_run,
+        confirm=confirm,
         progress=progress,
     )
 

@@ -137,7 +137,7 @@ def test_refresh_leaves_a_rollback_alone_and_only_its_rebuilt_images_tags_follow
         command = ["publish", "--version", version, "--sha", commit, *based.common]
         assert main([*command, *based.engine, "--yes"]) == 0, capsys.readouterr().err
     # 1.2.4 is bad: its floating tags go back to 1.2.3.
-    rollback = ["promote", "--version", "1.2.3", "--sha", COMMIT, *based.common]
+    rollback = ["promote", "--version", "1.2.3", "--sha", COMMIT, *based.common, "--yes"]
     assert main(rollback) == 0
     rolled_back = based.tags()
     assert rolled_back["1-latest"] == rolled_back[STANDARD]
