@@ -48,20 +48,31 @@ def render_plan(
     *,
     source_date_epoch: int | None = None,
 ) -> list[RenderedContext]:
-    """Write ``out_dir/<key>/`` for every image of the plan, replacing older renders."""
+    """Write ``out_dir/<key>/`` for every image of the plan, replacing older renders.
+
+    Every Dockerfile is rendered before the first is written, so a template error
+    leaves ``out_dir`` as it was."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"{out_dir}: not a folder, so no build context can go there")
     environment = template_environment(loaded.templates_dir)
     extra_files = _context_files(loaded.templates_dir)
+    texts = {
+        spec.key: render_dockerfile(environment, spec, source_date_epoch=source_date_epoch)
+        for spec in plan.images
+    }
     contexts = []
-    for spec in plan.images:
-        text = render_dockerfile(environment, spec, source_date_epoch=source_date_epoch)
-        context = out_dir / spec.key
-        if context.exists():
-            shutil.rmtree(context)
-        context.mkdir(parents=True)
-        (context / "Dockerfile").write_text(text, encoding="utf-8")
-        for source in extra_files:
-            shutil.copyfile(source, context / source.name)
-        contexts.append(RenderedContext(spec.key, context))
+    try:
+        for key, text in texts.items():
+            context = out_dir / key
+            if context.exists():
+                shutil.rmtree(context)
+            context.mkdir(parents=True)
+            (context / "Dockerfile").write_text(text, encoding="utf-8")
+            for source in extra_files:
+                shutil.copyfile(source, context / source.name)
+            contexts.append(RenderedContext(key, context))
+    except OSError as error:
+        raise UserError(f"{error.filename or out_dir}: cannot write: {error.strerror}") from None
     return contexts
 
 
@@ -83,6 +94,8 @@ def render_dockerfile(environment, spec: ImageSpec, *, source_date_epoch: int | 
         raise UserError(
             f"{spec.key}: template {spec.template} not found in {environment.loader.searchpath[0]}"
         ) from None
+    except jinja2.TemplateSyntaxError as error:
+        raise _syntax_error(environment, spec, error) from None
     try:
         text = template.render(
             key=spec.key,
@@ -94,7 +107,15 @@ def render_dockerfile(environment, spec: ImageSpec, *, source_date_epoch: int | 
         )
     except jinja2.UndefinedError as error:
         raise UserError(f"{spec.key}: {spec.template}: {error.message}") from None
+    except jinja2.TemplateSyntaxError as error:  # in a template it includes
+        raise _syntax_error(environment, spec, error) from None
     return text.rstrip("\n") + "\n"
+
+
+def _syntax_error(environment, spec: ImageSpec, error) -> UserError:
+    """One line: the template file and line, as an editor jumps to them."""
+    where = Path(environment.loader.searchpath[0]) / (error.name or spec.template)
+    return UserError(f"{where}:{error.lineno}: template syntax error: {error.message}")
 
 
 def checked_build_args(spec: ImageSpec) -> dict[str, str]:

@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from matrix.errors import BuildError, UserError
 from matrix.plan import Plan
@@ -103,15 +103,39 @@ def write_github(plan: Plan) -> None:
         "kind": plan.kind.value,
         "jobs": str(len(json.loads(matrix)["include"])),
     }
-    output_path = os.environ.get("GITHUB_OUTPUT")
-    if output_path:
-        with open(output_path, "a", encoding="utf-8") as handle:
-            handle.writelines(f"{name}={value}\n" for name, value in outputs.items())
-    summary_path = os.environ.get("GITHUB_STEP_SUMMARY")
-    if summary_path:
-        with open(summary_path, "a", encoding="utf-8") as handle:
-            handle.write(markdown_summary(plan))
+    # Both files are opened before either is written: one that cannot be leaves both as
+    # they were.
+    with (
+        github_file("GITHUB_OUTPUT") as output,
+        github_file("GITHUB_STEP_SUMMARY") as summary,
+    ):
+        if output:
+            output.writelines(f"{name}={value}\n" for name, value in outputs.items())
+        if summary:
+            summary.write(markdown_summary(plan))
     sys.stdout.write(matrix + "\n")
+
+
+def check_github_summary() -> None:
+    """Refuse, before anything is written, a step summary that could not be written at
+    the end."""
+    with github_file("GITHUB_STEP_SUMMARY"):
+        pass
+
+
+@contextmanager
+def github_file(variable: str) -> Iterator[TextIO | None]:
+    """The file a GitHub Actions variable names, open to append; None when it is unset."""
+    path = os.environ.get(variable)
+    if not path:
+        yield None
+        return
+    try:
+        handle = open(path, "a", encoding="utf-8")  # noqa: SIM115  # closed below
+    except OSError as error:
+        raise UserError(f"${variable} {path}: cannot write it: {error.strerror}") from None
+    with handle:
+        yield handle
 
 
 def markdown_summary(plan: Plan) -> str:
@@ -184,16 +208,21 @@ def confirmer(command: str):
             return
         where = ", ".join(preview.registries)
         tags = f"{writes} tag{'' if writes == 1 else 's'}"
-        if not sys.stdin.isatty():
-            raise UserError(
-                f"{command} would write {tags} to {where}: pass --yes to go ahead, "
-                "or --dry-run to see them"
-            )
-        answer = input(f"{command} {preview.version}: write {tags} to {where}? [y/N] ")
-        if answer.strip().lower() not in ("y", "yes"):
-            raise UserError(f"{command} cancelled, nothing was changed")
+        ask(command, f"write {tags} to {where}", f"{command} {preview.version}")
 
     return confirm
+
+
+def ask(command: str, change: str, subject: str | None = None) -> None:
+    """Go ahead only if the person at the terminal says yes; without a terminal refuse,
+    naming --yes: a job must say so explicitly."""
+    if not sys.stdin.isatty():
+        raise UserError(
+            f"{command} would {change}: pass --yes to go ahead, or --dry-run to see the changes"
+        )
+    answer = input(f"{subject or command}: {change}? [y/N] ")
+    if answer.strip().lower() not in ("y", "yes"):
+        raise UserError(f"{command} cancelled, nothing was changed")
 
 
 def print_json_result(data: Any) -> None:
@@ -251,6 +280,7 @@ def run_release(
     from matrix.config import load_config
 
     with report_failures(args.report, args.version):
+        check_github_summary()
         selection = options.release_selection(args)
         loaded = load_config(args.config)
         settings = settings_of(loaded)

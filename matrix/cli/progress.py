@@ -108,10 +108,11 @@ class Reporter:
             f"tags in {report.elapsed:.1f}s with {requests} registry requests"
             + _rate_limit_note(report.requests)
         )
-        summary = os.environ.get("GITHUB_STEP_SUMMARY")
-        if summary:
-            with open(summary, "a", encoding="utf-8") as handle:
-                handle.write(markdown(report))
+        from matrix.cli.output import github_file
+
+        with github_file("GITHUB_STEP_SUMMARY") as summary:
+            if summary:
+                summary.write(markdown(report))
 
 
 def _rate_limit_note(requests) -> str:

@@ -44,6 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from matrix.cli.output import (
+        check_github_summary,
         confirmer,
         print_changes,
         print_json_result,
@@ -59,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
     # A failure's report lists the releases refreshed before it, then the failed one.
     with report_failures(args.report, None, before=reports):
         parse_lines(args.lines)  # refused before anything is read
+        check_github_summary()
         loaded = load_config(args.config)
         settings = options.publish_settings(args, loaded, build=options.rebuild_settings(args))
         with Reporter() as reporter, settings.registries.client() as client:
