@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TextIO
 
 from matrix.errors import BuildError, UserError
-from matrix.plan import Plan
+from matrix.plan import ImageSpec, Plan
 from matrix.platform import Cell, short, slug
 
 if TYPE_CHECKING:
@@ -166,29 +166,55 @@ def _summary_line(plan: Plan) -> str:
     return f"{len(plan.images)} images, {len(plan.targets)} tags ({floating} floating, marked *)"
 
 
-def print_table(plan: Plan) -> None:
+def print_table(plan: Plan, console=None) -> None:
+    """For people: a table per repository at a terminal; elsewhere (a CI log, a pipe)
+    one plain line per image, which no width cuts."""
     from rich.console import Console
-    from rich.table import Table
 
-    console = Console()
-    table = Table(title=f"Prefect {plan.version} ({plan.kind.value}, line {plan.line})")
-    table.add_column("repository", overflow="fold")
-    for column in ("python", "flavor", "platforms"):
-        table.add_column(column)
-    table.add_column("tags (* floating)", no_wrap=True)
+    console = console or Console(highlight=False, soft_wrap=True)
+    title = f"Prefect {plan.version} ({plan.kind.value}, line {plan.line})"
+    rows = _rows(plan)
+    if console.is_terminal:
+        _print_tables(console, title, rows)
+    else:
+        console.print(title, markup=False)
+        for repository, spec, tags in rows:
+            console.print(
+                f"{repository}  python {spec.python}  {spec.flavor}  "
+                f"{','.join(spec.platforms)}  {' '.join(tags)}",
+                markup=False,
+            )
+    # Lines under the table are never wrapped: a path or a note stays one line in a log.
+    console.print(_summary_line(plan), markup=False)
+    console.print(f"facts: {plan.config}", markup=False)
+    for note in plan.notes:
+        console.print(f"note: {note}", style="yellow", markup=False)
+
+
+def _rows(plan: Plan) -> list[tuple[str, ImageSpec, list[str]]]:
+    """(repository, image, its tags there as people read them) per image and repository."""
+    rows = []
     for spec in plan.images:
         by_repository: dict[str, list[str]] = {}
         for target in spec.targets:
             by_repository.setdefault(target.repository, []).append(_marked(target))
-        platforms = short(spec.platforms)
-        for repository, tags in by_repository.items():
-            table.add_row(repository, spec.python, spec.flavor, platforms, "\n".join(tags))
-    console.print(table)
-    # Lines under the table are never wrapped: a path or a note stays one line in a log.
-    console.print(_summary_line(plan), highlight=False, soft_wrap=True)
-    console.print(f"facts: {plan.config}", highlight=False, soft_wrap=True)
-    for note in plan.notes:
-        console.print(f"note: {note}", style="yellow", highlight=False, soft_wrap=True)
+        rows += [(repository, spec, tags) for repository, tags in by_repository.items()]
+    return rows
+
+
+def _print_tables(console, title: str, rows: list[tuple[str, ImageSpec, list[str]]]) -> None:
+    """One table per repository, its name in the title: at 80 columns every cell fits
+    whole (the longest tag, sha-<7>-python3.10-kubernetes*, and the flavor names)."""
+    from rich import box
+    from rich.table import Table
+
+    for repository in dict.fromkeys(row[0] for row in rows):
+        table = Table(title=f"{repository}: {title}", box=box.SIMPLE_HEAD, title_justify="left")
+        for column in ("python", "flavor", "platforms", "tags (* floating)"):
+            table.add_column(column, no_wrap=True)
+        for _, spec, tags in (row for row in rows if row[0] == repository):
+            table.add_row(spec.python, spec.flavor, short(spec.platforms), "\n".join(tags))
+        console.print(table)
 
 
 def print_changes(changes, registry: str) -> None:

@@ -135,11 +135,12 @@ def markdown(report) -> str:
     ]
     for change in report.changes:
         rows.append(
-            f"| `{change.target}` | {change.action.value} | {_short(change.current)} | "
-            f"{_short(change.desired)} |"
+            f"| `{change.target}` | {change.action.value} | {_whole(change.current)} | "
+            f"{_whole(change.desired)} |"
         )
     return "\n".join(rows) + "\n\n"
 
 
-def _short(digest: str | None) -> str:
-    return "" if digest is None else digest.removeprefix("sha256:")[:12]
+def _whole(digest: str | None) -> str:
+    """A digest as a reader copies it: never shortened."""
+    return "" if digest is None else f"`{digest}`"
