@@ -80,7 +80,11 @@ def run(args: argparse.Namespace) -> int:
             digests=Path(args.digests) if args.digests else None,
         )
 
-    # A run that writes shows its progress; its dry run lists every planned tag.
+    # The result on stdout: the tags written, or for a dry run every planned tag.
     return run_release(
-        args, "publish", settings_of, publish_release, lambda _, settings: settings.dry_run
+        args,
+        "publish",
+        settings_of,
+        publish_release,
+        lambda change, settings: settings.dry_run or change.writes,
     )

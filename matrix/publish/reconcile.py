@@ -70,6 +70,7 @@ def image_problems(spec: ImageSpec, plan: Plan, image: RemoteImage) -> list[str]
 
 Inputs = BuildInputs | Mapping[str, Any]  # or their record, as build jobs hand it over
 STALE = "inputs changed"  # how the reason of a change for new build inputs begins
+TO_BUILD = "to build"  # a missing image's reason; "pushed" once it is
 LEFT_ALONE = "left alone: refresh moves only tags that named an earlier build of the image"
 
 
@@ -148,7 +149,7 @@ def _full_change(
     """What the image's full tag needs: built, kept, replaced, or a conflict."""
     full = spec.full_target
     if image is None:
-        return Change(spec.key, full, Action.CREATE, None, None, "to build")
+        return Change(spec.key, full, Action.CREATE, None, None, TO_BUILD)
     problems = image_problems(spec, plan, image)
     if not problems and inputs is not None and (stale := stale_inputs(image, inputs)):
         reason = f"{STALE}: {'; '.join(stale)}"

@@ -21,6 +21,7 @@ from matrix.errors import UserError
 from matrix.plan import ImageSpec, Plan, TagTarget
 from matrix.publish.reconcile import (
     STALE,
+    TO_BUILD,
     Action,
     Change,
     Inputs,
@@ -371,7 +372,9 @@ def _settled(change: Change, images: Mapping[str, Mapping[str, RemoteImage]]) ->
         return change
     if change.current == digest:
         return replace(change, action=Action.KEEP, desired=digest, reason="")
-    return replace(change, desired=digest)
+    return replace(
+        change, desired=digest, reason="pushed" if change.reason == TO_BUILD else change.reason
+    )
 
 
 def _verify(
