@@ -43,11 +43,19 @@ from matrix.reference import ImageReference
 from matrix.settings import PROMOTE, PUBLISH, Policy
 
 
-class PublishConflict(UserError):
+class Refusal(UserError):
+    """A run that stopped before writing; ``changes``: what it had decided, for --report."""
+
+    def __init__(self, message: str, changes: Sequence[Change] = ()) -> None:
+        super().__init__(message)
+        self.changes = list(changes)
+
+
+class PublishConflict(Refusal):
     """Immutable tags already name other content; nothing was changed."""
 
 
-class ReleaseIncomplete(UserError):
+class ReleaseIncomplete(Refusal):
     """The release's images are not all complete, so floating tags stay where they are."""
 
 
@@ -210,6 +218,8 @@ def publish(
             apply(client, plan, observation, decision, build_image, report, progress)
     except Exception as error:
         # What was done before the failure: --report is written with it, and the error.
+        if isinstance(error, Refusal) and not report.changes:
+            report.changes = error.changes
         error.report = _finish(report, client, started)  # type: ignore[attr-defined]
         raise
     return _finish(report, client, started)
@@ -297,10 +307,11 @@ def decide(
         if broken:
             raise ReleaseIncomplete(
                 f"refusing to promote {plan.version}: "
-                + "; ".join(f"{c.registry}/{c.target} {c.reason or 'is missing'}" for c in broken)
+                + "; ".join(f"{c.registry}/{c.target} {c.reason or 'is missing'}" for c in broken),
+                changes,
             )
     _refuse_conflicts(changes)
-    _refuse_diverged_mirrors(plan, observation, policy)
+    _refuse_diverged_mirrors(plan, observation, policy, changes)
     return Decision(changes, [_step(c, full, primary, merge) for c in changes if c.writes])
 
 
@@ -395,7 +406,9 @@ def _verify(
     return images  # type: ignore[return-value]  # none is None once verified
 
 
-def _refuse_diverged_mirrors(plan: Plan, observation: Observation, policy: Policy) -> None:
+def _refuse_diverged_mirrors(
+    plan: Plan, observation: Observation, policy: Policy, changes: Sequence[Change]
+) -> None:
     """A mirror's full tag must end up naming the primary's image, byte for byte. It
     may differ now only as an earlier build of the same image, which a refresh
     replaces (a refresh killed between the registries leaves that)."""
@@ -415,7 +428,8 @@ def _refuse_diverged_mirrors(plan: Plan, observation: Observation, policy: Polic
                 f"{mirror}/{spec.full_target} = {there.digest}, but "
                 f"{primary} has {here.digest if here else 'no such image'}: "
                 "the mirror would no longer match; rerun with --force-republish to "
-                "replace it"
+                "replace it",
+                changes,
             )
 
 
@@ -511,7 +525,8 @@ def _refuse_conflicts(changes: Sequence[Change]) -> None:
         tags = "tag already names" if len(found) == 1 else "tags already name"
         raise PublishConflict(
             f"{len(found)} immutable {tags} other content, nothing was changed: "
-            f"{listed}{more}; rerun with {remedy} {'it' if len(found) == 1 else 'them'}"
+            f"{listed}{more}; rerun with {remedy} {'it' if len(found) == 1 else 'them'}",
+            changes,
         )
 
 
