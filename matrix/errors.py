@@ -28,3 +28,7 @@ class ConfigError(UserError):
 
 class PlanError(UserError):
     """A request the configuration cannot satisfy (unknown Python, flavor, line...)."""
+
+
+class BuildError(Exception):
+    """An image failed to build: the command ends with one line on stderr and exit 1."""

@@ -16,7 +16,7 @@ from packaging.version import Version
 
 from matrix.config import LineFacts, LoadedConfig
 from matrix.errors import PlanError
-from matrix.tags import slugify_tag, validate_tag
+from matrix.tags import MAX_TAG_LENGTH, slugify_tag, validate_tag
 from matrix.versions import Kind, commit_from_local, kind, newer_finals, parse_version
 
 _COMMIT_RE = re.compile(r"[0-9a-f]{7,40}")
@@ -252,9 +252,12 @@ def _cells(
                     cells.append((image_name, flavor, python))
     missing = [p for p in pythons if not any(cell[2] == p for cell in cells)]
     if missing or not cells:
-        offered = ", ".join(f"{f}: {' '.join(p)}" for f, p in facts.python.items())
+        # Said of the combination asked for: with --flavor, only those flavors' Pythons.
+        shown = [f for f in facts.python if not flavors or f in flavors]
+        offered = ", ".join(f"{f}: {' '.join(facts.python[f])}" for f in shown)
         asked = ", ".join(missing or pythons) or "the filters given"
-        raise PlanError(f"{version} has no image for Python {asked} ({offered})")
+        which = f"{' or '.join(flavors)} image" if flavors else "image"
+        raise PlanError(f"{version} has no {which} for Python {asked} ({offered})")
     return cells
 
 
@@ -281,7 +284,7 @@ def _targets(
     if release_kind is Kind.DEV:
         targets.append((dev_repository, sha, TagKind.SHA))
         if branch is not None:
-            targets.append((dev_repository, f"{slugify_tag(branch)}{tail}", TagKind.BRANCH))
+            targets.append((dev_repository, _branch_tag(branch, tail), TagKind.BRANCH))
     elif release_kind is Kind.PRERELEASE:
         targets.append((repository, full, TagKind.FULL))
         if facts.prerelease_dev_tags == "dev-repository":
@@ -301,6 +304,20 @@ def _targets(
             if python == facts.latest_python:
                 targets.append((repository, f"{version.major}-latest{suffix}", TagKind.LATEST))
     return tuple(TagTarget(repo, validate_tag(tag), tag_kind) for repo, tag, tag_kind in targets)
+
+
+def _branch_tag(branch: str, tail: str) -> str:
+    """The tag of --branch; what is wrong with it is said of the branch the user typed."""
+    slug = slugify_tag(branch)
+    shown = repr(branch) if len(branch) <= 40 else f"{branch[:40]!r}..."
+    if not slug or not (slug[0].isalnum() or slug[0] == "_"):
+        raise PlanError(f"--branch {shown}: a branch tag must begin with a letter or digit")
+    room = MAX_TAG_LENGTH - len(tail)
+    if len(slug) > room:
+        raise PlanError(
+            f"--branch {shown}: {len(slug)} characters, at most {room} fit in a tag beside '{tail}'"
+        )
+    return f"{slug}{tail}"
 
 
 def _check_unique(specs: list[ImageSpec]) -> None:

@@ -73,33 +73,42 @@ def render_plan(
     """Write ``out_dir/<key>/`` for every image of the plan, replacing older renders.
 
     An image whose [images] entry names a package installs its lock (``locks``, from
-    ``matrix.lock.lock_plan``): the lock files go into its context.
-    """
+    ``matrix.lock.lock_plan``): the lock files go into its context. Every Dockerfile is
+    rendered before the first is written, so a template error leaves ``out_dir`` as it
+    was."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"{out_dir}: not a folder, so no build context can go there")
     environment = template_environment(loaded.templates_dir)
     extra_files = _context_files(loaded.templates_dir)
     locks = locks or {}
-    contexts = []
+    texts = {}
     for spec in plan.images:
         lock = locks.get(spec.key)
         package = loaded.config.images[spec.image].package
         if package and lock is None:
             raise UserError(f"{spec.key} installs {package}: it renders only with its lock")
-        text = render_dockerfile(
+        texts[spec.key] = render_dockerfile(
             environment, spec, source_date_epoch=source_date_epoch, lock=lock, package=package
         )
-        context = out_dir / spec.key
-        if context.exists():
-            shutil.rmtree(context)
-        context.mkdir(parents=True)
-        (context / "Dockerfile").write_text(text, encoding="utf-8")
-        for source in extra_files:
-            shutil.copyfile(source, context / source.name)
-        annotations = {}
-        if lock is not None:
-            lock.write(context)
-            annotations[RESOLVED_AS_OF] = format_as_of(lock.as_of)
-            annotations[PINS_ANNOTATION] = encode_pins(lock)
-        contexts.append(RenderedContext(spec.key, context, annotations, lock))
+    contexts = []
+    try:
+        for key, text in texts.items():
+            lock = locks.get(key)
+            context = out_dir / key
+            if context.exists():
+                shutil.rmtree(context)
+            context.mkdir(parents=True)
+            (context / "Dockerfile").write_text(text, encoding="utf-8")
+            for source in extra_files:
+                shutil.copyfile(source, context / source.name)
+            annotations = {}
+            if lock is not None:
+                lock.write(context)
+                annotations[RESOLVED_AS_OF] = format_as_of(lock.as_of)
+                annotations[PINS_ANNOTATION] = encode_pins(lock)
+            contexts.append(RenderedContext(key, context, annotations, lock))
+    except OSError as error:
+        raise UserError(f"{error.filename or out_dir}: cannot write: {error.strerror}") from None
     return contexts
 
 
@@ -130,6 +139,8 @@ def render_dockerfile(
         raise UserError(
             f"{spec.key}: template {spec.template} not found in {environment.loader.searchpath[0]}"
         ) from None
+    except jinja2.TemplateSyntaxError as error:
+        raise _syntax_error(environment, spec, error) from None
     try:
         text = template.render(
             key=spec.key,
@@ -146,7 +157,15 @@ def render_dockerfile(
         )
     except jinja2.UndefinedError as error:
         raise UserError(f"{spec.key}: {spec.template}: {error.message}") from None
+    except jinja2.TemplateSyntaxError as error:  # in a template it includes
+        raise _syntax_error(environment, spec, error) from None
     return text.rstrip("\n") + "\n"
+
+
+def _syntax_error(environment, spec: ImageSpec, error) -> UserError:
+    """One line: the template file and line, as an editor jumps to them."""
+    where = Path(environment.loader.searchpath[0]) / (error.name or spec.template)
+    return UserError(f"{where}:{error.lineno}: template syntax error: {error.message}")
 
 
 def checked_build_args(spec: ImageSpec) -> dict[str, str]:

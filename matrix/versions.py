@@ -26,8 +26,19 @@ class Kind(StrEnum):
     DEV = "dev"  # a local segment: an untagged build, e.g. 2.11.5+12.gabc1234
 
 
+# A full tag is the version and at least -pythonX.Y in 128 characters; a longer text
+# is no version matrix can publish, and is refused before packaging parses its numbers
+# (a long digit run exceeds Python's int conversion limit).
+MAX_VERSION_LENGTH = 100
+
+
 def parse_version(text: str) -> Version:
     """Parse a Prefect release version or raise VersionError saying why not."""
+    if isinstance(text, str) and len(text) > MAX_VERSION_LENGTH:
+        raise VersionError(
+            f"invalid version {text[:20]!r}...: {len(text)} characters, a Prefect version "
+            f"has at most {MAX_VERSION_LENGTH}"
+        )
     try:
         version = Version(text)
     except (InvalidVersion, TypeError):

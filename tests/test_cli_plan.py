@@ -199,3 +199,31 @@ def test_planning_imports_no_network_or_build_library():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stderr == "[]"
+
+
+def test_without_a_terminal_each_image_is_one_whole_line(capsys):
+    """A CI log: no table to cut a value at 80 columns."""
+    code, out, _ = run(capsys, "plan", "--version", "2.11.5", "--sha", "a597971f7156")
+    assert code == 0 and "…" not in out
+    line = next(line for line in out.splitlines() if "python 3.10  kubernetes" in line)
+    assert "linux/amd64,linux/arm64" in line
+    assert line.endswith(
+        "2.11.5-python3.10-kubernetes sha-a597971-python3.10-kubernetes "
+        "2.11-python3.10-kubernetes* 2-python3.10-kubernetes* 2-latest-kubernetes*"
+    )
+
+
+def test_the_table_at_a_terminal_of_80_columns_cuts_nothing():
+    from rich.console import Console
+
+    from matrix.cli.output import print_table
+    from matrix.config import load_config
+    from matrix.settings import ReleaseSelection
+
+    console = Console(force_terminal=True, width=80, record=True, color_system=None)
+    plan = ReleaseSelection("2.11.5", commit="a597971f7156").plan(load_config(None))
+    print_table(plan, console)
+    text = console.export_text()
+    assert "…" not in text and max(len(line) for line in text.splitlines()) <= 80
+    assert "kubernetes" in text and "amd64 arm64" in text
+    assert "sha-a597971-python3.10-kubernetes" in text and "prefecthq/prefect:" in text

@@ -16,7 +16,7 @@ import importlib
 import sys
 
 from matrix import __version__
-from matrix.errors import UserError
+from matrix.errors import BuildError, UserError
 
 # Subcommand modules, in the order --help lists them.
 COMMANDS = (
@@ -49,8 +49,9 @@ examples:
   matrix plan --version 2.10.22 --releases releases.txt
                                                a backport: only 2.10-* tags move
 
-exit codes: 0 success, 1 a check found a difference, 2 bad input or a refusal
-(one line on stderr; nothing was pushed or moved).
+exit codes: 0 success; 1 a check found a difference (verify) or an image failed
+to build; 2 bad input, a registry's bad answer or a refusal (one line on stderr;
+nothing was pushed or moved).
 """
 
 
@@ -93,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as error:
         print(f"matrix: error: {error}", file=sys.stderr)
         return 2
+    except BuildError as error:
+        print(f"matrix: error: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("matrix: interrupted", file=sys.stderr)
         return 130

@@ -177,35 +177,44 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_builds(engine, requests, *, keep_going: bool):
     """Build one image after the other, shown live: one line per image."""
+    from contextlib import nullcontext
+
     from rich.console import Console
     from rich.live import Live
 
     from matrix.engines import BuildFailed
 
-    console = Console(stderr=True)
+    # soft_wrap: a log line (a digest, a reference) is never cut or wrapped in a CI log.
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
     view = _View(requests, live=console.is_terminal)
     results, failures = [], []
-    with Live(view, console=console, refresh_per_second=8, transient=False) as live:
+
+    def show(key: str, state: str, detail: str) -> None:
+        view.states[key] = (state, detail)
+        if not view.live:  # no live table to cut a value: one plain line per step
+            console.print(f"[{key}] {state}{f': {detail}' if detail else ''}", markup=False)
+
+    live = Live(view, console=console, refresh_per_second=8) if view.live else nullcontext()
+    with live:
         for request in requests:
             if failures and not keep_going:
-                view.states[request.key] = ("waiting", "skipped: an earlier image failed")
+                show(request.key, "waiting", "skipped: an earlier image failed")
                 continue
             view.states[request.key] = ("building", "")
 
             def log(line: str, key: str = request.key) -> None:
                 view.states[key] = ("building", line)
                 if not view.live:
-                    console.print(f"[{key}] {line}", highlight=False, markup=False)
+                    console.print(f"[{key}] {line}", markup=False)
 
             try:
                 result = engine.build(request, log)
             except BuildFailed as failure:
                 failures.append(failure)
-                view.states[request.key] = ("failed", str(failure))
+                show(request.key, "failed", str(failure))
             else:
                 results.append(result)
-                view.states[request.key] = ("done", _describe(result))
-            live.refresh()
+                show(request.key, "done", _describe(result))
     for failure in failures:
         console.rule(f"{failure.key}: last lines of the log", style="red")
         for line in failure.log_tail:

@@ -23,27 +23,50 @@ examples:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     options.add_target_options(parser)
+    options.add_result_format(parser)
 
 
 def run(args: argparse.Namespace) -> int:
+    from matrix.cli.output import print_json_result
     from matrix.config import load_config
-    from matrix.publish.reconcile import Action, describe
+    from matrix.publish.reconcile import Action, change_to_dict, describe
     from matrix.publish.state import plan_on_registry
     from matrix.publish.verify import diff_release
 
     selection = options.release_selection(args)
     loaded = load_config(args.config)
     registries = options.registries(args, loaded)
-    changes = []
+    changes, found = [], []
     with registries.client() as client:
         plan = plan_on_registry(client, loaded, selection, registries.target.host)
         hosts = [registries.target.host, *(m.host for m in registries.mirrors(plan))]
-        for found, names in diff_release(client, plan, hosts):
-            for change in found:
-                print(describe(change, change.registry, names))
-            changes += found
-    counts = {action: sum(c.action is action for c in changes) for action in Action}
-    print(", ".join(f"{n} {action.value}" for action, n in counts.items()))
+        for host, (changed, names) in zip(hosts, diff_release(client, plan, hosts), strict=True):
+            found.append((host, changed, names))
+            changes += changed
+    counts = {action.value: sum(c.action is action for c in changes) for action in Action}
+    if args.format == "json":
+        print_json_result(
+            {
+                "version": plan.version,
+                "registries": [
+                    {
+                        "registry": host,
+                        "changes": [
+                            change_to_dict(c) | {"from_release": names.get(c.current or "")}
+                            for c in changed
+                        ],
+                    }
+                    for host, changed, names in found
+                ],
+                "summary": counts,
+                "notes": list(plan.notes),
+            }
+        )
+        return 0
+    for _, changed, names in found:
+        for change in changed:
+            print(describe(change, change.registry, names))
+    print(", ".join(f"{n} {action}" for action, n in counts.items()))
     for note in plan.notes:
         print(f"note: {note}")
     return 0

@@ -109,6 +109,38 @@ def add_format(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_result_format(parser: argparse.ArgumentParser) -> None:
+    """--format of the commands that report: the shapes are in README.md."""
+    parser.add_argument(
+        "--format",
+        choices=("table", "json"),
+        default="table",
+        help="table for people (default); json puts the result on stdout as one JSON "
+        "document for programs (progress and errors stay on stderr)",
+    )
+
+
+def add_writing_options(parser: argparse.ArgumentParser, changes: str) -> None:
+    """--dry-run and --yes of every command that moves or overwrites tags."""
+    parser.add_argument(
+        "--dry-run", action="store_true", help=f"print the {changes}, change nothing"
+    )
+    parser.add_argument(
+        "--yes",
+        action="store_true",
+        help="write without asking (CI); without it matrix asks at a terminal and refuses "
+        "elsewhere",
+    )
+
+
+def add_report(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--report",
+        metavar="FILE",
+        help=f"write {what} as JSON; written when the run fails too, with its error",
+    )
+
+
 def add_registry_options(parser: argparse.ArgumentParser) -> None:
     """How to reach registries; credentials come from docker's config or the environment."""
     parser.add_argument(
@@ -177,12 +209,8 @@ def add_rebuild_options(parser: argparse.ArgumentParser) -> None:
         default=".matrix",
         help="where build contexts are rendered (default .matrix)",
     )
-    parser.add_argument(
-        "--dry-run", action="store_true", help="print what would change, change nothing"
-    )
-    parser.add_argument(
-        "--yes", action="store_true", help="do not ask before changing the registry (CI)"
-    )
+    add_writing_options(parser, "changes")
+    add_result_format(parser)
 
 
 def add_image_sources(parser: argparse.ArgumentParser, *, dist: bool = True) -> None:

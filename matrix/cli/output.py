@@ -5,11 +5,21 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Any
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, TextIO
 
-from matrix.errors import UserError
-from matrix.plan import Plan
+from matrix.errors import BuildError, UserError
+from matrix.plan import ImageSpec, Plan
 from matrix.platform import Cell, short, slug
+
+if TYPE_CHECKING:
+    import argparse
+
+    from matrix.config import LoadedConfig
+    from matrix.publish.reconcile import Change
+    from matrix.publish.run import PublishReport
+    from matrix.settings import PublishSettings
 
 # GitHub Actions refuses a job matrix with more entries than this.
 GITHUB_MATRIX_LIMIT = 256
@@ -93,15 +103,39 @@ def write_github(plan: Plan) -> None:
         "kind": plan.kind.value,
         "jobs": str(len(json.loads(matrix)["include"])),
     }
-    output_path = os.environ.get("GITHUB_OUTPUT")
-    if output_path:
-        with open(output_path, "a", encoding="utf-8") as handle:
-            handle.writelines(f"{name}={value}\n" for name, value in outputs.items())
-    summary_path = os.environ.get("GITHUB_STEP_SUMMARY")
-    if summary_path:
-        with open(summary_path, "a", encoding="utf-8") as handle:
-            handle.write(markdown_summary(plan))
+    # Both files are opened before either is written: one that cannot be leaves both as
+    # they were.
+    with (
+        github_file("GITHUB_OUTPUT") as output,
+        github_file("GITHUB_STEP_SUMMARY") as summary,
+    ):
+        if output:
+            output.writelines(f"{name}={value}\n" for name, value in outputs.items())
+        if summary:
+            summary.write(markdown_summary(plan))
     sys.stdout.write(matrix + "\n")
+
+
+def check_github_summary() -> None:
+    """Refuse, before anything is written, a step summary that could not be written at
+    the end."""
+    with github_file("GITHUB_STEP_SUMMARY"):
+        pass
+
+
+@contextmanager
+def github_file(variable: str) -> Iterator[TextIO | None]:
+    """The file a GitHub Actions variable names, open to append; None when it is unset."""
+    path = os.environ.get(variable)
+    if not path:
+        yield None
+        return
+    try:
+        handle = open(path, "a", encoding="utf-8")  # noqa: SIM115  # closed below
+    except OSError as error:
+        raise UserError(f"${variable} {path}: cannot write it: {error.strerror}") from None
+    with handle:
+        yield handle
 
 
 def markdown_summary(plan: Plan) -> str:
@@ -132,29 +166,55 @@ def _summary_line(plan: Plan) -> str:
     return f"{len(plan.images)} images, {len(plan.targets)} tags ({floating} floating, marked *)"
 
 
-def print_table(plan: Plan) -> None:
+def print_table(plan: Plan, console=None) -> None:
+    """For people: a table per repository at a terminal; elsewhere (a CI log, a pipe)
+    one plain line per image, which no width cuts."""
     from rich.console import Console
-    from rich.table import Table
 
-    console = Console()
-    table = Table(title=f"Prefect {plan.version} ({plan.kind.value}, line {plan.line})")
-    table.add_column("repository", overflow="fold")
-    for column in ("python", "flavor", "platforms"):
-        table.add_column(column)
-    table.add_column("tags (* floating)", no_wrap=True)
+    console = console or Console(highlight=False, soft_wrap=True)
+    title = f"Prefect {plan.version} ({plan.kind.value}, line {plan.line})"
+    rows = _rows(plan)
+    if console.is_terminal:
+        _print_tables(console, title, rows)
+    else:
+        console.print(title, markup=False)
+        for repository, spec, tags in rows:
+            console.print(
+                f"{repository}  python {spec.python}  {spec.flavor}  "
+                f"{','.join(spec.platforms)}  {' '.join(tags)}",
+                markup=False,
+            )
+    # Lines under the table are never wrapped: a path or a note stays one line in a log.
+    console.print(_summary_line(plan), markup=False)
+    console.print(f"facts: {plan.config}", markup=False)
+    for note in plan.notes:
+        console.print(f"note: {note}", style="yellow", markup=False)
+
+
+def _rows(plan: Plan) -> list[tuple[str, ImageSpec, list[str]]]:
+    """(repository, image, its tags there as people read them) per image and repository."""
+    rows = []
     for spec in plan.images:
         by_repository: dict[str, list[str]] = {}
         for target in spec.targets:
             by_repository.setdefault(target.repository, []).append(_marked(target))
-        platforms = short(spec.platforms)
-        for repository, tags in by_repository.items():
-            table.add_row(repository, spec.python, spec.flavor, platforms, "\n".join(tags))
-    console.print(table)
-    # Lines under the table are never wrapped: a path or a note stays one line in a log.
-    console.print(_summary_line(plan), highlight=False, soft_wrap=True)
-    console.print(f"facts: {plan.config}", highlight=False, soft_wrap=True)
-    for note in plan.notes:
-        console.print(f"note: {note}", style="yellow", highlight=False, soft_wrap=True)
+        rows += [(repository, spec, tags) for repository, tags in by_repository.items()]
+    return rows
+
+
+def _print_tables(console, title: str, rows: list[tuple[str, ImageSpec, list[str]]]) -> None:
+    """One table per repository, its name in the title: at 80 columns every cell fits
+    whole (the longest tag, sha-<7>-python3.10-kubernetes*, and the flavor names)."""
+    from rich import box
+    from rich.table import Table
+
+    for repository in dict.fromkeys(row[0] for row in rows):
+        table = Table(title=f"{repository}: {title}", box=box.SIMPLE_HEAD, title_justify="left")
+        for column in ("python", "flavor", "platforms", "tags (* floating)"):
+            table.add_column(column, no_wrap=True)
+        for _, spec, tags in (row for row in rows if row[0] == repository):
+            table.add_row(spec.python, spec.flavor, short(spec.platforms), "\n".join(tags))
+        console.print(table)
 
 
 def print_changes(changes, registry: str) -> None:
@@ -165,17 +225,105 @@ def print_changes(changes, registry: str) -> None:
         print(describe(change, registry))
 
 
-def confirm(preview) -> None:
-    """Ask before writing; refuse outside a terminal."""
-    writes = preview.pending
-    if writes == 0:
-        return
-    where = ", ".join(preview.registries)
+def confirmer(command: str):
+    """Ask before ``command`` writes; refuse outside a terminal (CI passes --yes)."""
+
+    def confirm(preview) -> None:
+        writes = preview.pending
+        if writes == 0:
+            return
+        where = ", ".join(preview.registries)
+        tags = f"{writes} tag{'' if writes == 1 else 's'}"
+        ask(command, f"write {tags} to {where}", f"{command} {preview.version}")
+
+    return confirm
+
+
+def ask(command: str, change: str, subject: str | None = None) -> None:
+    """Go ahead only if the person at the terminal says yes; without a terminal refuse,
+    naming --yes: a job must say so explicitly."""
     if not sys.stdin.isatty():
         raise UserError(
-            f"publish would write {writes} tags to {where}: pass --yes to go ahead, "
-            "or --dry-run to see them"
+            f"{command} would {change}: pass --yes to go ahead, or --dry-run to see the changes"
         )
-    answer = input(f"publish {preview.version}: write {writes} tags to {where}? [y/N] ")
+    answer = input(f"{subject or command}: {change}? [y/N] ")
     if answer.strip().lower() not in ("y", "yes"):
-        raise UserError("publish cancelled, nothing was changed")
+        raise UserError(f"{command} cancelled, nothing was changed")
+
+
+def print_json_result(data: Any) -> None:
+    """A command's result for programs: one JSON document on stdout."""
+    json.dump(data, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+
+
+def write_report(path, data: Any) -> None:
+    """--report FILE, whether the run succeeded or not."""
+    try:
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(json.dumps(data, indent=2) + "\n")
+    except OSError as error:
+        raise UserError(f"--report {path}: cannot write it: {error.strerror}") from None
+
+
+def failed_report(error: BaseException, version: str | None = None) -> dict[str, Any]:
+    """The --report of a run that ended in ``error``: what it did before, and why it ended."""
+    from matrix.publish.run import partial_report
+
+    report = partial_report(error)
+    data = report.to_dict() if report is not None else {"version": version}
+    return data | {"error": str(error)}
+
+
+@contextmanager
+def report_failures(
+    path: str | None, version: str | None, *, before: list[dict[str, Any]] | None = None
+) -> Iterator[None]:
+    """Write --report FILE when the run ends in an error a user can act on, then let the
+    error end the command. With ``before`` the report is that list of earlier reports
+    and the failed run's."""
+    try:
+        yield
+    except (UserError, BuildError) as error:
+        if path:
+            failed = failed_report(error, version)
+            write_report(path, failed if before is None else [*before, failed])
+        raise
+
+
+def run_release(
+    args: argparse.Namespace,
+    command: str,
+    settings_of: Callable[[LoadedConfig], PublishSettings],
+    call: Callable[..., PublishReport],
+    shown: Callable[[Change, PublishSettings], bool],
+) -> int:
+    """publish's and promote's run: ``call`` (``matrix.publish.release``) on the release
+    and the settings ``settings_of`` makes, asking before it writes; the changes
+    ``shown`` picks on stdout, or the report as JSON; --report however it ends."""
+    from matrix.cli import options
+    from matrix.cli.progress import Reporter
+    from matrix.config import load_config
+
+    with report_failures(args.report, args.version):
+        check_github_summary()
+        selection = options.release_selection(args)
+        loaded = load_config(args.config)
+        settings = settings_of(loaded)
+        with Reporter() as reporter, settings.registries.client() as client:
+            report = call(
+                client,
+                loaded,
+                selection,
+                settings,
+                confirm=confirmer(command),
+                progress=reporter.step,
+            )
+    if settings.report:
+        write_report(settings.report, report.to_dict())
+    if args.format == "json":
+        print_json_result(report.to_dict())
+    else:
+        print_changes([c for c in report.changes if shown(c, settings)], report.registry)
+    reporter.finish(report)
+    return 0

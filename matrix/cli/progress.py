@@ -108,10 +108,11 @@ class Reporter:
             f"tags in {report.elapsed:.1f}s with {requests} registry requests"
             + _rate_limit_note(report.requests)
         )
-        summary = os.environ.get("GITHUB_STEP_SUMMARY")
-        if summary:
-            with open(summary, "a", encoding="utf-8") as handle:
-                handle.write(markdown(report))
+        from matrix.cli.output import github_file
+
+        with github_file("GITHUB_STEP_SUMMARY") as summary:
+            if summary:
+                summary.write(markdown(report))
 
 
 def _rate_limit_note(requests) -> str:
@@ -134,11 +135,12 @@ def markdown(report) -> str:
     ]
     for change in report.changes:
         rows.append(
-            f"| `{change.target}` | {change.action.value} | {_short(change.current)} | "
-            f"{_short(change.desired)} |"
+            f"| `{change.target}` | {change.action.value} | {_whole(change.current)} | "
+            f"{_whole(change.desired)} |"
         )
     return "\n".join(rows) + "\n\n"
 
 
-def _short(digest: str | None) -> str:
-    return "" if digest is None else digest.removeprefix("sha256:")[:12]
+def _whole(digest: str | None) -> str:
+    """A digest as a reader copies it: never shortened."""
+    return "" if digest is None else f"`{digest}`"

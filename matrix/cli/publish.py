@@ -64,32 +64,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="rebuild images whose build inputs changed (a new base image digest, say) and "
         "replace their full tags; without it such an image is a conflict",
     )
-    parser.add_argument("--report", metavar="FILE", help="write what the run did and why as JSON")
+    options.add_report(parser, "what the run did and why (the --format json document)")
 
 
 def run(args: argparse.Namespace) -> int:
-    from matrix.cli.output import confirm, print_changes
-    from matrix.cli.progress import Reporter
-    from matrix.config import load_config
+    from matrix.cli.output import run_release
     from matrix.publish.release import publish_release
     from matrix.settings import Policy
 
-    selection = options.release_selection(args)
-    loaded = load_config(args.config)
-    settings = options.publish_settings(
-        args,
-        loaded,
-        policy=Policy(refresh=args.refresh, force=args.force_republish),
-        build=options.rebuild_settings(args),
-        digests=Path(args.digests) if args.digests else None,
-    )
-    with Reporter() as reporter, settings.registries.client() as client:
-        report = publish_release(
-            client, loaded, selection, settings, confirm=confirm, progress=reporter.step
+    def settings_of(loaded):
+        return options.publish_settings(
+            args,
+            loaded,
+            policy=Policy(refresh=args.refresh, force=args.force_republish),
+            build=options.rebuild_settings(args),
+            digests=Path(args.digests) if args.digests else None,
         )
-    if settings.dry_run:
-        print_changes(report.changes, report.registry)
-    if settings.report:
-        report.write(settings.report)
-    reporter.finish(report)
-    return 0
+
+    # The result on stdout: the tags written, or for a dry run every planned tag.
+    return run_release(
+        args,
+        "publish",
+        settings_of,
+        publish_release,
+        lambda change, settings: settings.dry_run or change.writes,
+    )

@@ -40,33 +40,53 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     options.add_registries(parser)
     options.add_rebuild_options(parser)
     options.add_image_sources(parser, dist=False)
-    parser.add_argument("--report", metavar="FILE", help="write what each release did as JSON")
+    options.add_report(parser, "what each release did (the --format json document)")
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
-
-    from matrix.cli.output import confirm, print_changes
+    from matrix.cli.output import (
+        check_github_summary,
+        confirmer,
+        print_changes,
+        print_json_result,
+        report_failures,
+        write_report,
+    )
     from matrix.cli.progress import Reporter
     from matrix.config import load_config
     from matrix.publish.release import refresh_releases
     from matrix.versions import parse_lines
 
-    parse_lines(args.lines)  # refused before anything is read
-    loaded = load_config(args.config)
-    settings = options.publish_settings(args, loaded, build=options.rebuild_settings(args))
-    reports = []
-    with Reporter() as reporter, settings.registries.client() as client:
-        for plan, report in refresh_releases(
-            client, loaded, args.lines, settings, confirm=confirm, progress=reporter.step
-        ):
-            full = {spec.full_target for spec in plan.images}
-            print_changes(
-                [c for c in report.changes if c.writes and (settings.dry_run or c.target in full)],
-                report.registry,
-            )
-            reporter.finish(report)
-            reports.append(report.to_dict())
+    reports: list[dict] = []
+    # A failure's report lists the releases refreshed before it, then the failed one.
+    with report_failures(args.report, None, before=reports):
+        parse_lines(args.lines)  # refused before anything is read
+        check_github_summary()
+        loaded = load_config(args.config)
+        settings = options.publish_settings(args, loaded, build=options.rebuild_settings(args))
+        with Reporter() as reporter, settings.registries.client() as client:
+            for plan, report in refresh_releases(
+                client,
+                loaded,
+                args.lines,
+                settings,
+                confirm=confirmer("refresh"),
+                progress=reporter.step,
+            ):
+                if args.format != "json":
+                    full = {spec.full_target for spec in plan.images}
+                    print_changes(
+                        [
+                            c
+                            for c in report.changes
+                            if c.writes and (settings.dry_run or c.target in full)
+                        ],
+                        report.registry,
+                    )
+                reporter.finish(report)
+                reports.append(report.to_dict())
     if settings.report:
-        settings.report.write_text(json.dumps(reports, indent=2) + "\n", encoding="utf-8")
+        write_report(settings.report, reports)
+    if args.format == "json":
+        print_json_result(reports)
     return 0

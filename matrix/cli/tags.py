@@ -28,6 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--filter", metavar="REGEX", help="only tags this regular expression matches (search)"
     )
+    options.add_result_format(parser)
     options.add_registry_options(parser)
 
 
@@ -47,7 +48,15 @@ def run(args: argparse.Namespace) -> int:
         tags = client.list_tags(repository)
     if pattern is not None:
         tags = [tag for tag in tags if pattern.search(tag)]
-    for tag in sorted(tags, key=version_order):
+    ordered = sorted(tags, key=version_order)
+    if args.format == "json":
+        from matrix.cli.output import print_json_result
+
+        print_json_result(
+            {"repository": f"{repository.registry}/{repository.repository}", "tags": ordered}
+        )
+        return 0
+    for tag in ordered:
         print(tag)
     return 0
 

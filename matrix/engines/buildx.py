@@ -82,6 +82,7 @@ class BuildxEngine:
         return plain + self.base_mirrors.buildkitd_toml()
 
     def prepare(self) -> None:
+        self._require_buildx()
         self.workdir.mkdir(parents=True, exist_ok=True)
         if self.create_builder and (self.insecure_registries or self.base_mirrors):
             self._buildkitd_config().write_text(self.buildkitd_toml())
@@ -93,6 +94,20 @@ class BuildxEngine:
                     f"docker buildx create --name {self.builder} failed "
                     f"({_last_line(error)}): drop --create-builder to use an existing builder"
                 ) from None
+
+    def _require_buildx(self) -> None:
+        """A docker CLI without the plugin would refuse buildx's flags one by one."""
+        from python_on_whales.client_config import ClientNotFoundError
+
+        try:
+            self.client.buildx.version()
+        except ClientNotFoundError:
+            raise UserError("docker is not installed: install it, or use --engine podman") from None
+        except DockerException as error:
+            raise UserError(
+                f"docker buildx is not installed ({_last_line(error)}): install docker's buildx "
+                "plugin, or use --engine podman"
+            ) from None
 
     def calls(self, request: BuildRequest) -> list[Call]:
         kwargs: dict = {

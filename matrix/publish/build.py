@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from matrix.errors import UserError
+from matrix.errors import BuildError, UserError
 from matrix.publish.annotations import annotations_for, with_build_id
 
 if TYPE_CHECKING:
@@ -220,7 +220,7 @@ def engine_builder(
             engine.build(request, lambda line: None)
         except BuildFailed as error:
             tail = " | ".join(error.log_tail[-3:])
-            raise UserError(f"build of {error}{f' ({tail})' if tail else ''}") from None
+            raise BuildError(f"build of {error}{f' ({tail})' if tail else ''}") from None
 
     return build_image, inputs
 

@@ -56,6 +56,11 @@ def image_problems(spec: ImageSpec, plan: Plan, image: RemoteImage) -> list[str]
     if missing:
         held = ", ".join(sorted(image.platforms)) or "no platform list"
         problems.append(f"has {held}; missing {', '.join(missing)}")
+    for platform in sorted(image.missing):
+        problems.append(f"lacks its {platform} image {image.children[platform]} (a pull fails)")
+    key = image.annotations.get(KEY_ANNOTATION)
+    if key is not None and key != spec.key:
+        problems.append(f"is the image {key}, not {spec.key}")
     if image.version is not None and image.version != plan.version:
         problems.append(f"is version {image.version}, not {plan.version}")
     if plan.commit and image.revision and not image.revision.startswith(plan.commit):
@@ -65,6 +70,7 @@ def image_problems(spec: ImageSpec, plan: Plan, image: RemoteImage) -> list[str]
 
 Inputs = BuildInputs | Mapping[str, Any]  # or their record, as build jobs hand it over
 STALE = "inputs changed"  # how the reason of a change for new build inputs begins
+TO_BUILD = "to build"  # a missing image's reason; "pushed" once it is
 LEFT_ALONE = "left alone: refresh moves only tags that named an earlier build of the image"
 
 
@@ -143,7 +149,7 @@ def _full_change(
     """What the image's full tag needs: built, kept, replaced, or a conflict."""
     full = spec.full_target
     if image is None:
-        return Change(spec.key, full, Action.CREATE, None, None, "to build")
+        return Change(spec.key, full, Action.CREATE, None, None, TO_BUILD)
     problems = image_problems(spec, plan, image)
     if not problems and inputs is not None and (stale := stale_inputs(image, inputs)):
         reason = f"{STALE}: {'; '.join(stale)}"
@@ -180,6 +186,21 @@ def _tag_change(
             "an immutable tag already names other content",
         )
     return Change(key, target, Action.MOVE, current, desired)
+
+
+def change_to_dict(change: Change) -> dict[str, Any]:
+    """A change as --format json and --report show it."""
+    return {
+        "registry": change.registry,
+        "image": change.key,
+        "repository": change.target.repository,
+        "tag": change.target.tag,
+        "kind": change.target.kind.value,
+        "action": change.action.value,
+        "from": change.current,
+        "to": change.desired,
+        "reason": change.reason,
+    }
 
 
 def conflicts(changes: list[Change]) -> list[Change]:

@@ -49,10 +49,12 @@ def promote_release(
     selection: ReleaseSelection,
     settings: PublishSettings,
     *,
+    confirm: Confirm | None = None,
     progress: Progress = quiet,
 ) -> PublishReport:
-    """Point the sha and floating tags at the release's images. Unless told otherwise the
-    release is taken as the newest of its line, which a rollback needs."""
+    """Point the sha and floating tags at the release's images, asking ``confirm``
+    first unless --yes. Unless told otherwise the release is taken as the newest of its
+    line, which a rollback needs."""
     if selection.latest is None:
         selection = replace(selection, latest=True)
     registry = settings.registries.target.host
@@ -63,6 +65,7 @@ def promote_release(
         registry,
         mirrors=[m.host for m in settings.registries.mirrors(plan)],
         dry_run=settings.dry_run,
+        confirm=None if settings.yes else confirm,
         progress=progress,
     )
 

@@ -12,20 +12,20 @@ and refresh are this one machine under another `matrix.settings.Policy`.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 from matrix.errors import UserError
 from matrix.plan import ImageSpec, Plan, TagTarget
 from matrix.publish.reconcile import (
     STALE,
+    TO_BUILD,
     Action,
     Change,
     Inputs,
+    change_to_dict,
     conflicts,
     is_build_of,
     reconcile,
@@ -43,11 +43,19 @@ from matrix.reference import ImageReference
 from matrix.settings import PROMOTE, PUBLISH, Policy
 
 
-class PublishConflict(UserError):
+class Refusal(UserError):
+    """A run that stopped before writing; ``changes``: what it had decided, for --report."""
+
+    def __init__(self, message: str, changes: Sequence[Change] = ()) -> None:
+        super().__init__(message)
+        self.changes = list(changes)
+
+
+class PublishConflict(Refusal):
     """Immutable tags already name other content; nothing was changed."""
 
 
-class ReleaseIncomplete(UserError):
+class ReleaseIncomplete(Refusal):
     """The release's images are not all complete, so floating tags stay where they are."""
 
 
@@ -155,18 +163,8 @@ class PublishReport:
             "mirrors": list(self.mirrors),
             "dry_run": self.dry_run,
             "changes": [
-                {
-                    "registry": c.registry,
-                    "image": c.key,
-                    "repository": c.target.repository,
-                    "tag": c.target.tag,
-                    "kind": c.target.kind.value,
-                    "action": c.action.value,
-                    "from": c.current,
-                    "to": c.desired,
-                    "reason": c.reason,
-                    "done": (c.registry, c.target.repository, c.target.tag) in self.done,
-                }
+                change_to_dict(c)
+                | {"done": (c.registry, c.target.repository, c.target.tag) in self.done}
                 for c in self.changes
             ],
             "writes": self.writes,
@@ -178,9 +176,6 @@ class PublishReport:
             },
             "elapsed_seconds": round(self.elapsed, 3),
         }
-
-    def write(self, path: Path) -> None:
-        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
 
 
 # -- the machine ---------------------------------------------------------------------
@@ -213,14 +208,26 @@ def publish(
     started = time.monotonic()
     registries = (registry, *(m for m in mirrors if m != registry))
     report = PublishReport(plan.version, registry, dry_run, registries[1:])
-    observation = observe(client, plan, registries, policy)
-    decision = decide(plan, observation, policy, inputs=inputs, merge=merge)
-    report.changes = decision.changes
-    if not dry_run and confirm is not None:
-        confirm(replace(report, dry_run=True))
-    if not dry_run:
-        apply(client, plan, observation, decision, build_image, report, progress)
+    try:
+        observation = observe(client, plan, registries, policy)
+        decision = decide(plan, observation, policy, inputs=inputs, merge=merge)
+        report.changes = decision.changes
+        if not dry_run and confirm is not None:
+            confirm(replace(report, dry_run=True))
+        if not dry_run:
+            apply(client, plan, observation, decision, build_image, report, progress)
+    except Exception as error:
+        # What was done before the failure: --report is written with it, and the error.
+        if isinstance(error, Refusal) and not report.changes:
+            report.changes = error.changes
+        error.report = _finish(report, client, started)  # type: ignore[attr-defined]
+        raise
     return _finish(report, client, started)
+
+
+def partial_report(error: BaseException) -> PublishReport | None:
+    """The report of the run ``error`` ended, as far as it got, if it was one."""
+    return getattr(error, "report", None)
 
 
 def promote(
@@ -230,6 +237,7 @@ def promote(
     *,
     mirrors: Sequence[str] = (),
     dry_run: bool = False,
+    confirm: Callable[[PublishReport], None] | None = None,
     progress: Progress = quiet,
 ) -> PublishReport:
     """Point the plan's sha and floating tags at its images in ``registry`` and every
@@ -246,6 +254,7 @@ def promote(
         mirrors=mirrors,
         policy=PROMOTE,
         dry_run=dry_run,
+        confirm=confirm,
         progress=progress,
     )
 
@@ -298,10 +307,11 @@ def decide(
         if broken:
             raise ReleaseIncomplete(
                 f"refusing to promote {plan.version}: "
-                + "; ".join(f"{c.registry}/{c.target} {c.reason or 'is missing'}" for c in broken)
+                + "; ".join(f"{c.registry}/{c.target} {c.reason or 'is missing'}" for c in broken),
+                changes,
             )
     _refuse_conflicts(changes)
-    _refuse_diverged_mirrors(plan, observation, policy)
+    _refuse_diverged_mirrors(plan, observation, policy, changes)
     return Decision(changes, [_step(c, full, primary, merge) for c in changes if c.writes])
 
 
@@ -373,7 +383,9 @@ def _settled(change: Change, images: Mapping[str, Mapping[str, RemoteImage]]) ->
         return change
     if change.current == digest:
         return replace(change, action=Action.KEEP, desired=digest, reason="")
-    return replace(change, desired=digest)
+    return replace(
+        change, desired=digest, reason="pushed" if change.reason == TO_BUILD else change.reason
+    )
 
 
 def _verify(
@@ -394,7 +406,9 @@ def _verify(
     return images  # type: ignore[return-value]  # none is None once verified
 
 
-def _refuse_diverged_mirrors(plan: Plan, observation: Observation, policy: Policy) -> None:
+def _refuse_diverged_mirrors(
+    plan: Plan, observation: Observation, policy: Policy, changes: Sequence[Change]
+) -> None:
     """A mirror's full tag must end up naming the primary's image, byte for byte. It
     may differ now only as an earlier build of the same image, which a refresh
     replaces (a refresh killed between the registries leaves that)."""
@@ -414,7 +428,8 @@ def _refuse_diverged_mirrors(plan: Plan, observation: Observation, policy: Polic
                 f"{mirror}/{spec.full_target} = {there.digest}, but "
                 f"{primary} has {here.digest if here else 'no such image'}: "
                 "the mirror would no longer match; rerun with --force-republish to "
-                "replace it"
+                "replace it",
+                changes,
             )
 
 
@@ -510,7 +525,8 @@ def _refuse_conflicts(changes: Sequence[Change]) -> None:
         tags = "tag already names" if len(found) == 1 else "tags already name"
         raise PublishConflict(
             f"{len(found)} immutable {tags} other content, nothing was changed: "
-            f"{listed}{more}; rerun with {remedy} {'it' if len(found) == 1 else 'them'}"
+            f"{listed}{more}; rerun with {remedy} {'it' if len(found) == 1 else 'them'}",
+            changes,
         )
 
 

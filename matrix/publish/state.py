@@ -2,7 +2,9 @@
 
 No layer or config blob is ever read: an image's version and revision come from
 the annotations matrix writes on every index it assembles, and its platforms from
-the index itself.
+the index itself. A pull needs each platform's own manifest too, which a registry's
+clean-up of untagged manifests may have deleted under an index: one HEAD per
+platform finds out.
 """
 
 from __future__ import annotations
@@ -44,6 +46,10 @@ class RemoteImage:
     # The manifest's exact bytes: promote writes them to the other tags unchanged.
     content: bytes = field(default=b"", repr=False)
     media_type: str = ""
+    # platform -> the digest of its manifest, as the index names it
+    children: Mapping[str, str] = field(default_factory=dict)
+    # The platforms whose manifest the registry no longer holds (checked on reading).
+    missing: frozenset[str] = frozenset()
 
     @property
     def version(self) -> str | None:
@@ -73,10 +79,14 @@ def describe_image(content: bytes, media_type: str, digest: str) -> RemoteImage:
         annotations = document.get("annotations") or {}
         return RemoteImage(digest, frozenset(), annotations, content, media_type)
     entries = document.get("manifests") or []
-    platforms = frozenset(
-        str(Platform.from_json(entry["platform"])) for entry in entries if entry.get("platform")
-    )
-    return RemoteImage(digest, platforms, _annotations(document, entries), content, media_type)
+    children = {
+        str(Platform.from_json(entry["platform"])): entry["digest"]
+        for entry in entries
+        if entry.get("platform") and entry.get("digest")
+    }
+    platforms = frozenset(children)
+    annotations = _annotations(document, entries)
+    return RemoteImage(digest, platforms, annotations, content, media_type, children)
 
 
 def _annotations(index: Mapping, entries: list[Mapping]) -> dict[str, str]:
@@ -100,23 +110,37 @@ def read_image(client, ref: ImageReference) -> RemoteImage:
 
 
 def read_images(client, plan: Plan, registry: str) -> dict[str, RemoteImage | None]:
-    """Every image's full tag: one GET each (a 404 is simply absent)."""
+    """Every image's full tag: one GET each (a 404 is simply absent), and one HEAD per
+    platform manifest its index names."""
     from matrix.registry import RegistryError
 
     def full_image(spec: ImageSpec) -> RemoteImage | None:
+        ref = reference(registry, spec.full_target)
         try:
-            return read_image(client, reference(registry, spec.full_target))
+            image = read_image(client, ref)
         except RegistryError as error:
             if error.status == 404:
                 return None
             raise
+        return with_missing_children(client, ref, image)
 
     images = client.map(full_image, plan.images)
     return dict(zip((spec.key for spec in plan.images), images, strict=True))
 
 
+def with_missing_children(client, ref: ImageReference, image: RemoteImage) -> RemoteImage:
+    """``image`` with the platforms whose manifest ``ref``'s repository lacks."""
+    missing = frozenset(
+        platform
+        for platform, digest in image.children.items()
+        if client.head_manifest(ref.with_digest(digest)) is None
+    )
+    return replace(image, missing=missing) if missing else image
+
+
 def read_state(client, plan: Plan, registry: str) -> ReleaseState:
-    """One GET per image (its full tag) and one HEAD per other planned tag."""
+    """One GET per image (its full tag) and a HEAD per platform it names, and one HEAD
+    per other planned tag."""
 
     def digest_of(target: TagTarget) -> str | None:
         head = client.head_manifest(reference(registry, target))

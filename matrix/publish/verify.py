@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
+from matrix.buildid import BUILD_ID_LABEL
 from matrix.plan import Plan
-from matrix.publish.annotations import annotations_for
+from matrix.publish.annotations import KEY_ANNOTATION, annotations_for
 from matrix.publish.reconcile import Action, Change, image_problems, reconcile
 from matrix.publish.state import ReleaseState, read_state, releases_of
 
@@ -14,6 +15,7 @@ from matrix.publish.state import ReleaseState, read_state, releases_of
 def verify_problems(plan: Plan, state: ReleaseState) -> list[str]:
     """Why the images under the full tags are not the release as planned (empty: they are)."""
     problems = []
+    holders = _holders(plan, state)
     for spec in plan.images:
         name = f"{spec.full_target}"
         image = state.images.get(spec.key)
@@ -21,6 +23,10 @@ def verify_problems(plan: Plan, state: ReleaseState) -> list[str]:
             problems.append(f"{name} is missing")
             continue
         found = image_problems(spec, plan, image)
+        if KEY_ANNOTATION not in image.annotations:  # else image_problems tells them apart
+            marks = (image.digest, image.annotations.get(BUILD_ID_LABEL) or "")
+            others = dict.fromkeys(o for m in marks for o in holders.get(m, ()) if o != name)
+            found += [f"is the same image as {other}" for other in others]
         found += [
             f"has no {annotation} annotation"
             for annotation in annotations_for(plan, spec)
@@ -29,6 +35,20 @@ def verify_problems(plan: Plan, state: ReleaseState) -> list[str]:
         if found:
             problems.append(f"{name} {'; '.join(found)}")
     return problems
+
+
+def _holders(plan: Plan, state: ReleaseState) -> dict[str, tuple[str, ...]]:
+    """Digest or build id -> the full tags holding it: two images of a release never
+    share either, so a shared one is a copy of another image under a wrong tag."""
+    held: dict[str, tuple[str, ...]] = {}
+    for spec in plan.images:
+        image = state.images.get(spec.key)
+        if image is None:
+            continue
+        build = image.annotations.get(BUILD_ID_LABEL)
+        for mark in {image.digest, build} - {None}:
+            held[mark] = (*held.get(mark, ()), str(spec.full_target))
+    return {mark: names for mark, names in held.items() if len(names) > 1}
 
 
 def mirror_problems(

@@ -122,7 +122,7 @@ def test_injection_refusal_is_one_line_exit_2(loaded, tmp_path, capsys, monkeypa
     spec = plan.images[0]
     bad = dataclasses.replace(spec, build_args={**spec.build_args, "BASE_IMAGE": "x;rm -rf /"})
     monkeypatch.setattr(
-        "matrix.cli.options.plan_from_args",
+        "matrix.settings.ReleaseSelection.plan",
         lambda *args, **kwargs: dataclasses.replace(plan, images=(bad,)),
     )
     code = main(["render", "--version", "2.11.5", "--out", str(tmp_path)])

@@ -131,3 +131,22 @@ def test_publish_without_yes_outside_a_terminal_changes_nothing(
     )
     out = capsys.readouterr().out
     assert "0 keep" in out and "create" in out
+
+
+def test_a_failed_build_ends_publish_with_exit_1_and_a_report(
+    fixture_config, registry, tmp_path, capsys, podman
+):
+    template = fixture_config.parent / "dockerfiles" / "scratch.Dockerfile.j2"
+    template.write_text(template.read_text().replace("hello.txt /", "no-such-file.txt /"))
+    report = tmp_path / "report.json"
+    argv = [
+        *("publish", "--version", "1.2.3", "--sha", COMMIT, "--config", str(fixture_config)),
+        *("--registry", registry.host, "--engine", "podman", "--yes"),
+        *("--workdir", str(tmp_path / "work"), "--report", str(report)),
+    ]
+
+    assert main(argv) == 1  # an image failed to build: not bad input
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert last.startswith("matrix: error: build of ")
+    failed = json.loads(report.read_text())
+    assert failed["error"] in last and failed["writes"] == 0

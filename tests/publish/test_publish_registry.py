@@ -211,7 +211,8 @@ def test_cli_diff_verify_and_promote(release, capsys, tmp_path):
 
     assert main(["verify", "--version", "2.11.5", "--sha", COMMITS["2.11.5"], *common]) == 0
     out = capsys.readouterr().out
-    assert "4 images and 18 tags as planned (19 requests)" in out
+    # The tag list, one GET per image, a HEAD per platform image and per other tag.
+    assert "4 images and 18 tags as planned (27 requests)" in out
 
     assert (
         main(["promote", "--version", "2.11.4", "--sha", COMMITS["2.11.4"], "--dry-run", *common])
@@ -221,7 +222,8 @@ def test_cli_diff_verify_and_promote(release, capsys, tmp_path):
     assert f"move     {release.host}/" in out and ":2-latest " in out
     assert release.digest("2-latest") == release.digest("2.11.5-python3.10")
 
-    assert main(["promote", "--version", "2.11.4", "--sha", COMMITS["2.11.4"], *common]) == 0
+    promote = ["promote", "--version", "2.11.4", "--sha", COMMITS["2.11.4"], "--yes"]
+    assert main([*promote, *common]) == 0
     capsys.readouterr()
     assert (
         main(["diff", "--version", "2.11.5", "--sha", COMMITS["2.11.5"], "--latest", *common]) == 0

@@ -122,8 +122,10 @@ def test_refresh_rebuilds_exactly_the_images_on_a_moved_base(tmp_path, registry,
     verify = ["verify", "--version", "1.2.3", "--sha", COMMIT, *based.common]
     assert main(verify) == 0
     capsys.readouterr()
-    assert main(["refresh", "--yes", *based.common, *based.engine]) == 0
-    assert "wrote 0 tags" in capsys.readouterr().err
+    assert main(["refresh", "--yes", "--format", "json", *based.common, *based.engine]) == 0
+    captured = capsys.readouterr()
+    assert "wrote 0 tags" in captured.err
+    assert [(r["version"], r["writes"]) for r in json.loads(captured.out)] == [("1.2.3", 0)]
     assert based.tags() == after
 
 
@@ -137,7 +139,7 @@ def test_refresh_leaves_a_rollback_alone_and_only_its_rebuilt_images_tags_follow
         command = ["publish", "--version", version, "--sha", commit, *based.common]
         assert main([*command, *based.engine, "--yes"]) == 0, capsys.readouterr().err
     # 1.2.4 is bad: its floating tags go back to 1.2.3.
-    rollback = ["promote", "--version", "1.2.3", "--sha", COMMIT, *based.common]
+    rollback = ["promote", "--version", "1.2.3", "--sha", COMMIT, *based.common, "--yes"]
     assert main(rollback) == 0
     rolled_back = based.tags()
     assert rolled_back["1-latest"] == rolled_back[STANDARD]
