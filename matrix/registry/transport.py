@@ -81,6 +81,14 @@ class RetryPolicy:
     max_retry_after: float = 60.0
     timeout_attempts: int = 2
 
+    def __post_init__(self) -> None:
+        # stamina takes timeout=0 for "no retries" and warns on stderr; that is attempts=1.
+        if self.attempts < 1 or self.timeout_attempts < 1 or not self.timeout > 0:
+            raise ValueError(
+                f"{self!r}: attempts and timeout_attempts must be at least 1, "
+                "and timeout more than 0 seconds"
+            )
+
 
 @dataclass(frozen=True, slots=True)
 class Timeouts:

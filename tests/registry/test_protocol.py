@@ -205,3 +205,9 @@ def test_retries_of_other_stamina_users_are_not_said(capsys):
                 raise ValueError("once")
     assert calls == [1, 2]
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("setting", [{"timeout": 0}, {"attempts": 0}, {"timeout_attempts": 0}])
+def test_a_retry_policy_that_cannot_try_is_refused(setting):
+    with pytest.raises(ValueError, match="must be at least 1"):
+        RetryPolicy(**setting)
