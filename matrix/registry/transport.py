@@ -1,9 +1,10 @@
 """The HTTP plumbing under the registry API: sessions, auth, pacing, retries, answers.
 
 One keep-alive connection pool per registry, authenticated by `RegistryAuth` and
-paced by its `RateBudget`. Every request is one ``attempt`` under the retry policy:
-429, 5xx and connection failures are tried again with exponential backoff, and each
-retry is said (``notify``, stderr by default) so a person sees why a command waits.
+paced by its `RateBudget`. Every request is one ``attempt`` under the retry policy,
+which stamina runs: 429, 5xx and connection failures are tried again with exponential
+backoff, and each retry is said (``notify``, stderr by default, through stamina's retry
+hook) so a person sees why a command waits.
 Every answer's body is read up to a limit (`matrix.registry.answers`) and comes back
 as an `Answer`; a refusal becomes a `RegistryError` naming registry, repository and
 reference. Plain HTTP is used only for loopback registries and the ones named as
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import random
 import re
 import sys
 import threading
@@ -22,10 +22,13 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TypeVar
 
 import httpx
+import stamina
+from stamina.instrumentation import RetryDetails, set_on_retry_hooks
 
 from matrix.errors import UserError
 from matrix.reference import ImageReference
@@ -60,13 +63,14 @@ _HOST_LABEL = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """How hard to try.
+    """How hard to try: the settings of the `stamina.retry_context` every request runs in.
 
-    ``attempts`` tries in all, waiting ``wait_initial`` doubled after each failure (at
-    most ``wait_max``, plus up to ``wait_jitter``), or what a 429's Retry-After says
-    (at most ``max_retry_after``); no retry starts once ``timeout`` seconds have gone.
-    A registry that took the connection and never answered already cost a whole read
-    timeout, so such a request is tried only ``timeout_attempts`` times.
+    ``attempts`` tries in all, waiting ``wait_initial`` doubled after each failure plus
+    up to ``wait_jitter`` (at most ``wait_max``), or what a 429's Retry-After says (at
+    most ``max_retry_after``, and never past ``timeout``); no retry starts once
+    ``timeout`` seconds have gone. A registry that took the connection and never
+    answered already cost a whole read timeout, so such a request is tried only
+    ``timeout_attempts`` times.
     """
 
     attempts: int = 5
@@ -77,9 +81,13 @@ class RetryPolicy:
     max_retry_after: float = 60.0
     timeout_attempts: int = 2
 
-    def backoff(self, failures: int) -> float:
-        wait = min(self.wait_max, self.wait_initial * 2 ** (failures - 1))
-        return wait + random.uniform(0, self.wait_jitter)
+    def __post_init__(self) -> None:
+        # stamina takes timeout=0 for "no retries" and warns on stderr; that is attempts=1.
+        if self.attempts < 1 or self.timeout_attempts < 1 or not self.timeout > 0:
+            raise ValueError(
+                f"{self!r}: attempts and timeout_attempts must be at least 1, "
+                "and timeout more than 0 seconds"
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -386,48 +394,46 @@ class Transport:
         retried (a blob upload retries POST and PUT together, say).
         """
         policy = self.retry
-        started = time.monotonic()
-        failures = no_answers = 0
-        while True:
-            try:
-                return attempt()
-            except RegistryError as error:
-                # Raised inside the auth flow, which knows the registry alone.
-                if error.repository or not where.repository:
-                    raise
-                raise type(error)(
-                    f"{action}: {error.detail}",
-                    registry=where.registry,
-                    repository=where.repository,
-                    reference=where.reference,
-                    status=error.status,
-                    code=error.code,
-                ) from None
-            except TransientError as error:
-                reason, retries = error.description, policy.attempts - 1
-                wait, status = error.retry_after, error.status
-            except httpx.TooManyRedirects as error:
-                raise where.error(
-                    f"{action}: more than {MAX_REDIRECTS} redirects (a redirect loop) "
-                    f"from {_request_url(error)}"
-                ) from None
-            except httpx.TransportError as error:
-                reason, again = self._describe(where, error)
-                if not again:
-                    raise where.error(f"{action}: {reason}") from None
-                retries, wait, status = policy.attempts - 1, None, None
-                if isinstance(error, httpx.TimeoutException):
-                    no_answers += 1
-                    retries = min(retries, policy.timeout_attempts - 1)
-            failures += 1
-            wait = policy.backoff(failures) if wait is None else min(wait, policy.max_retry_after)
-            spent = time.monotonic() - started
-            out_of_tries = failures > retries or no_answers >= policy.timeout_attempts
-            if out_of_tries or spent + wait > policy.timeout:
-                tries = _tries(failures, spent)
-                raise where.error(f"{action}: {reason}{tries}", status=status) from None
-            self.notify(RetryNotice(where, action, reason, failures, retries, wait))
-            time.sleep(wait)
+        tries = _Tries(self, where, action)
+        token = _CALL.set(tries)
+        try:
+            for retrying in stamina.retry_context(
+                on=tries.again,
+                attempts=policy.attempts,
+                timeout=policy.timeout,
+                wait_initial=policy.wait_initial,
+                wait_max=policy.wait_max,
+                wait_jitter=policy.wait_jitter,
+            ):
+                with retrying:
+                    return attempt()
+        except RegistryError as error:
+            # Raised inside the auth flow, which knows the registry alone.
+            if error.repository or not where.repository:
+                raise
+            raise type(error)(
+                f"{action}: {error.detail}",
+                registry=where.registry,
+                repository=where.repository,
+                reference=where.reference,
+                status=error.status,
+                code=error.code,
+            ) from None
+        except TransientError as error:
+            raise where.error(
+                f"{action}: {error.description}{tries.summary()}", status=error.status
+            ) from None
+        except httpx.TooManyRedirects as error:
+            raise where.error(
+                f"{action}: more than {MAX_REDIRECTS} redirects (a redirect loop) "
+                f"from {_request_url(error)}"
+            ) from None
+        except httpx.TransportError as error:
+            reason, again = self._describe(where, error)
+            raise where.error(f"{action}: {reason}{tries.summary() if again else ''}") from None
+        finally:
+            _CALL.reset(token)
+        raise AssertionError("stamina ended without a result or an error")
 
     def _netloc(self, registry: str) -> bytes:
         return httpx.URL(self.base_url(registry)).netloc
@@ -583,6 +589,74 @@ class Transport:
         )
 
 
+class _Tries:
+    """One `Transport.call`'s failures so far, which stamina's predicate (``again``)
+    counts and its retry hook (`_announce`) reads to say the retry."""
+
+    def __init__(self, transport: Transport, where: Where, action: str) -> None:
+        self.transport, self.where, self.action = transport, where, action
+        self.policy = transport.retry
+        self.started = time.monotonic()
+        self.failures = self.no_answers = 0
+        self.reason = ""
+        self.retries = self.policy.attempts - 1
+
+    def again(self, error: Exception) -> bool | float:
+        """Whether stamina tries ``error``'s request again: False, True (its own
+        backoff), or the seconds a 429's Retry-After asks for."""
+        policy, wait = self.policy, None
+        if isinstance(error, TransientError):
+            reason, wait = error.description, error.retry_after
+        elif isinstance(error, httpx.TransportError):
+            reason, again = self.transport._describe(self.where, error)
+            if not again:
+                return False
+        else:
+            return False
+        self.failures += 1
+        self.reason, self.retries = reason, policy.attempts - 1
+        if isinstance(error, httpx.TimeoutException):
+            self.no_answers += 1
+            if self.no_answers >= policy.timeout_attempts:
+                return False
+            # The most retries there can be if every further try goes unanswered too.
+            others = self.failures - self.no_answers
+            self.retries = min(self.retries, others + policy.timeout_attempts - 1)
+        if wait is None:
+            return True
+        wait = min(wait, policy.max_retry_after)
+        if time.monotonic() - self.started + wait > policy.timeout:
+            return False
+        return wait
+
+    def summary(self) -> str:
+        """`` (N tries in S s)`` once a request was tried more than once."""
+        if self.failures <= 1:
+            return ""
+        spent = time.monotonic() - self.started
+        return f" ({self.failures} tries in {seconds_text(spent)})"
+
+
+# The call whose retry stamina's hook announces: hooks are process-wide, calls run in
+# many threads, and each thread's call sets its own.
+_CALL: ContextVar[_Tries | None] = ContextVar("matrix_registry_call", default=None)
+
+
+def _announce(details: RetryDetails) -> None:
+    tries = _CALL.get()
+    if tries is None:  # a retry of someone else's stamina call
+        return
+    notice = RetryNotice(
+        tries.where, tries.action, tries.reason, details.retry_num, tries.retries, details.wait_for
+    )
+    tries.transport.notify(notice)
+
+
+# Ours alone: stamina's default hook logs each retry (or sends it to structlog or
+# Prometheus), which would repeat every retry line in another format.
+set_on_retry_hooks([_announce])
+
+
 def raise_if_transient(answer: Answer) -> None:
     status = answer.status
     if status == 429 or status >= 500:
@@ -620,12 +694,6 @@ def _unauthorized_reason(
     if reason == "invalid_token":
         return "the registry refused the token it was given (expired or invalid)"
     return f"the registry refused the credentials of user {credentials.username!r}"
-
-
-def _tries(failures: int, spent: float) -> str:
-    if failures <= 1:
-        return ""
-    return f" ({failures} tries in {seconds_text(spent)})"
 
 
 def _request_of(error: httpx.HTTPError) -> httpx.Request | None:
