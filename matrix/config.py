@@ -114,6 +114,60 @@ class ImageConfig(_Strict):
     template: Template | None = None
     # The distribution its images install; each cell of such an image is locked.
     package: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    # Whether the line's default extras apply (prefect-client has none of prefect's).
+    extras: bool = True
+    # apt packages in place of the line's (the client image needs no compilers).
+    system_packages: DebPackages | None = None
+
+
+_DEB_PACKAGE_RE = re.compile(r"[a-z0-9][a-z0-9+.-]+")
+_EXTRAS_RE = re.compile(r"(?:\[[a-z0-9][a-z0-9,-]*\])?")
+
+
+def _deb_packages(value: list[str]) -> list[str]:
+    for name in value:
+        if not _DEB_PACKAGE_RE.fullmatch(name):
+            raise ValueError(f"expected Debian package names like 'build-essential', got {name!r}")
+    return value
+
+
+def _extras(value: str) -> str:
+    if not _EXTRAS_RE.fullmatch(value):
+        raise ValueError(f"expected extras like '[redis,otel]' or '', got {value!r}")
+    return value
+
+
+DebPackages = Annotated[list[str], AfterValidator(_deb_packages)]
+Extras = Annotated[str, AfterValidator(_extras)]
+
+
+class ContentsConfig(_Strict):
+    """What a line's images hold besides Prefect; keys a line leaves out come from
+    [defaults.contents], then from ``Contents``' own defaults."""
+
+    system_packages: DebPackages | None = None  # apt packages of the final image
+    uv: bool | None = None  # uv in the image (UV_SYSTEM_PYTHON=1, UV_LINK_MODE=copy)
+    extra_installer: Literal["pip", "uv"] | None = None  # EXTRA_PIP_PACKAGES at start
+    extras: Extras | None = None  # PREFECT_EXTRAS of a flavor that sets none
+
+
+@dataclass(frozen=True)
+class Contents:
+    """The resolved contents of one line's images (see ``ContentsConfig``)."""
+
+    system_packages: tuple[str, ...] = ("tini", "build-essential", "git")
+    uv: bool = False
+    extra_installer: str = "pip"
+    extras: str = ""
+
+    def merged(self, given: ContentsConfig | None) -> Contents:
+        """These contents with what ``given`` sets."""
+        if given is None:
+            return self
+        changes = {name: value for name, value in given if value is not None}
+        if "system_packages" in changes:
+            changes["system_packages"] = tuple(changes["system_packages"])
+        return replace(self, **changes)
 
 
 class FlavorConfig(_Strict):
@@ -142,6 +196,7 @@ class LineSettings(_Strict):
     build_args: dict[str, BuildArgs] | None = None
     # Registries that get a copy of every image of the line, besides `registry`.
     mirrors: list[RegistryHost] | None = None
+    contents: ContentsConfig | None = None
 
 
 class LineConfig(LineSettings):
@@ -254,6 +309,7 @@ class LineFacts:
     build_args: dict[str, dict[str, str]]  # flavor -> args this line sets
     span: Span
     mirrors: tuple[str, ...] = ()  # registries that get copies, besides `registry`
+    contents: Contents = field(default_factory=Contents)
 
 
 @dataclass(frozen=True)
@@ -319,6 +375,8 @@ def _describe_coverage(facts: tuple[LineFacts, ...]) -> str:
 def _resolve(config: Config, line: LineConfig) -> LineFacts:
     merged: dict[str, Any] = {}
     for name in LineSettings.model_fields:
+        if name == "contents":
+            continue  # merged key by key below
         value = getattr(line, name)
         merged[name] = value if value is not None else getattr(config.defaults, name)
         if merged[name] is None and name == "build_args":
@@ -351,6 +409,7 @@ def _resolve(config: Config, line: LineConfig) -> LineFacts:
         build_args=dict(merged["build_args"]),
         span=line.span,
         mirrors=tuple(merged["mirrors"]),
+        contents=Contents().merged(config.defaults.contents).merged(line.contents),
     )
 
 

@@ -123,16 +123,18 @@ def requirements(
     version: str,
     build_args: Mapping[str, str],
     dist: Dist | None = None,
+    tools: Sequence[str] = (),
 ) -> list[str]:
     """What a cell installs, as requirement lines: the package with the line's extras
-    (``PREFECT_EXTRAS``), pinned or from the dist, and ``EXTRA_PIP_PACKAGES``."""
+    (``PREFECT_EXTRAS``), pinned or from the dist, ``EXTRA_PIP_PACKAGES``, and the
+    ``tools`` the image carries (uv), pinned as of the release like the rest."""
     extras = build_args.get("PREFECT_EXTRAS", "").strip()
     if dist is not None:
         lines = [f"{package}{extras} @ {dist.path.resolve().as_uri()}"]
     else:
         lines = [f"{package}{extras}=={version}"]
     lines += build_args.get("EXTRA_PIP_PACKAGES", "").split()
-    return lines
+    return lines + list(tools)
 
 
 def read_dist(text: str, package: str, version: str) -> Dist:
@@ -481,7 +483,8 @@ def lock_plan(
             as_of, source = recorded[spec.key], "recorded"
         group = (package, as_of, source)
         lockers.setdefault(group, Locker(index, as_of, dists.get(package), source))
-        lines = requirements(package, plan.version, spec.build_args, dists.get(package))
+        tools = ("uv",) if spec.contents.uv else ()
+        lines = requirements(package, plan.version, spec.build_args, dists.get(package), tools)
         what = lines[0] if not dists else f"{package} {plan.version} (dist)"
         cell = Cell(
             spec.key,

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from packaging.version import Version
 
-from matrix.config import LineFacts, LoadedConfig
+from matrix.config import Contents, LineFacts, LoadedConfig
 from matrix.errors import PlanError
 from matrix.tags import MAX_TAG_LENGTH, slugify_tag, validate_tag
 from matrix.versions import Kind, commit_from_local, kind, newer_finals, parse_version
@@ -57,6 +57,7 @@ class ImageSpec:
     build_args: dict[str, str]
     labels: dict[str, str]
     targets: tuple[TagTarget, ...]
+    contents: Contents = field(default_factory=Contents)  # what it holds besides Prefect
 
     @property
     def tags(self) -> list[str]:
@@ -176,6 +177,12 @@ def plan_release(
         build_args = {"PYTHON_VERSION": python, "PREFECT_VERSION": normalized}
         build_args |= loaded.config.flavors[flavor].build_args
         build_args |= facts.build_args.get(flavor, {})
+        contents = facts.contents
+        if image.system_packages is not None:
+            contents = replace(contents, system_packages=tuple(image.system_packages))
+        # The line's default extras, unless the flavor names its own (kubernetes).
+        if image.extras and contents.extras and "PREFECT_EXTRAS" not in build_args:
+            build_args["PREFECT_EXTRAS"] = contents.extras
         labels = {
             "org.opencontainers.image.version": normalized,
             "org.opencontainers.image.source": image.source,
@@ -197,6 +204,7 @@ def plan_release(
                 build_args=build_args,
                 labels=labels,
                 targets=targets,
+                contents=contents,
             )
         )
     _check_unique(specs)

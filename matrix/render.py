@@ -100,7 +100,7 @@ def render_plan(
             context.mkdir(parents=True)
             (context / "Dockerfile").write_text(text, encoding="utf-8")
             for source in extra_files:
-                shutil.copyfile(source, context / source.name)
+                shutil.copy(source, context / source.name)  # with its mode: scripts run
             annotations = {}
             if lock is not None:
                 lock.write(context)
@@ -149,6 +149,7 @@ def render_dockerfile(
             flavor=spec.flavor,
             build_args=build_args,
             labels=dict(sorted(labels.items())),
+            contents=spec.contents,
             package=package or "",
             locked=lock is not None,
             install_folder=INSTALL_FOLDER,

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-FILES = Path(__file__).parents[1] / "dockerfiles" / "files"
+FILES = Path(__file__).parents[1] / "dockerfiles" / "context"
 ENTRYPOINT = FILES / "entrypoint.sh"
 CLIENT_CLI = FILES / "prefect-client-cli"
 

@@ -381,3 +381,34 @@ def test_bad_requests_raise_one_clear_error(config, kwargs, error, message):
 def test_too_long_branch_tag_is_an_error_not_a_truncation(config):
     with pytest.raises(PlanError, match=r"--branch 'b.*130 characters, at most 118 fit"):
         plan_release(config, "2.11.5+1.gabc1234", branch="b" * 130)
+
+
+# What the images hold besides Prefect changed between releases: each fact on the last
+# release before it and the first with it.
+@pytest.mark.parametrize(
+    ("version", "git", "uv", "installer", "extras"),
+    [
+        ("2.3.0", False, False, "pip", None),
+        ("2.3.1", True, False, "pip", None),
+        ("3.1.5", True, False, "pip", None),
+        ("3.1.6", True, True, "pip", None),
+        ("3.1.7", True, True, "uv", None),
+        ("3.1.13", True, True, "uv", None),
+        ("3.1.14", True, True, "uv", "[redis]"),
+        ("3.2.2", True, True, "uv", "[redis]"),
+        ("3.2.3", True, True, "uv", "[redis,otel]"),
+        ("3.9.1", True, True, "uv", "[redis,otel]"),
+    ],
+)
+def test_image_contents_on_their_boundary_releases(version, git, uv, installer, extras):
+    plan = plan_release(load_config(), version)
+    standard = next(s for s in plan.images if s.key == f"prefect-python{s.python}")
+    assert ("git" in standard.contents.system_packages) is git
+    assert standard.contents.uv is uv
+    assert standard.contents.extra_installer == installer
+    assert standard.build_args.get("PREFECT_EXTRAS") == extras
+    for spec in plan.images:
+        assert "tini" in spec.contents.system_packages
+        if spec.image == "prefect-client":
+            assert spec.contents.system_packages == ("tini", "git")
+            assert "PREFECT_EXTRAS" not in spec.build_args

@@ -62,7 +62,12 @@ def test_render_replaces_an_older_context(loaded, tmp_path):
     stale.parent.mkdir()
     stale.write_text("from an older render")
     render(plan, loaded, tmp_path)
-    assert sorted(p.name for p in stale.parent.iterdir()) == ["Dockerfile", "install"]
+    assert sorted(p.name for p in stale.parent.iterdir()) == [
+        "Dockerfile",
+        "entrypoint.sh",
+        "install",
+        "prefect-client-cli",
+    ]
 
 
 def test_created_label_only_with_source_date_epoch(loaded, tmp_path):
@@ -168,3 +173,34 @@ def test_every_dockerfile_of_a_full_release_passes_hadolint(loaded, tmp_path):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout == ""
+
+
+@pytest.mark.parametrize("version", ["2.11.5", "3.4.25"])
+def test_every_cell_gets_the_runtime_interface(loaded, tmp_path, version):
+    plan = plan_release(loaded, version, commit=COMMIT)
+    for spec, context in zip(plan.images, render(plan, loaded, tmp_path), strict=True):
+        text = context.dockerfile.read_text()
+        # By path under tini, no CMD: Helm charts and workers start it so.
+        assert text.rstrip().endswith(
+            'ENTRYPOINT ["/usr/bin/tini", "-g", "--", "/opt/prefect/entrypoint.sh"]'
+        )
+        assert "\nCMD" not in text
+        assert "COPY entrypoint.sh /opt/prefect/entrypoint.sh" in text
+        assert os.access(context.path / "entrypoint.sh", os.X_OK)
+        installer = "uv" if version == "3.4.25" else "pip"
+        assert f"MATRIX_EXTRA_INSTALLER={installer}" in text
+        assert ("UV_SYSTEM_PYTHON=1" in text) is (version == "3.4.25")
+        packages = "tini git" if spec.image == "prefect-client" else "tini build-essential git"
+        assert f"--no-install-recommends {packages} \\" in text
+        if spec.flavor == "conda":
+            assert 'RUN echo "conda activate prefect" >> ~/.bashrc' in text
+            assert 'SHELL ["/bin/bash", "--login", "-c"]' in text
+            assert "CONDA_PREFIX=/opt/conda/envs/prefect" in text
+        if spec.image == "prefect-client":
+            assert "COPY prefect-client-cli /usr/local/bin/prefect" in text
+            assert "COPY entrypoint.sh /entrypoint.sh" in text
+            assert 'python -c "import prefect; print(prefect.__version__)"' in text
+            assert "PREFECT_EXTRAS" not in spec.build_args
+        elif version == "3.4.25":
+            expected = "[redis,kubernetes]" if spec.flavor == "kubernetes" else "[redis,otel]"
+            assert spec.build_args["PREFECT_EXTRAS"] == expected

@@ -7,6 +7,7 @@ import shutil
 import pytest
 
 from tests.support import standin_base
+from tests.support.real_images import RealImages
 
 
 @pytest.fixture(scope="session")
@@ -23,3 +24,8 @@ def own_uv_cache(tmp_path, monkeypatch) -> None:
     """uv keeps what it read from an index by URL; the local indexes of two tests may
     get the same port, so each test resolves with a cache of its own."""
     monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uv-cache"))
+
+
+@pytest.fixture(scope="session")
+def real_images(standin_python, registry) -> RealImages:
+    return RealImages(registry.host)

@@ -5,62 +5,24 @@ archive); matrix itself runs in a subprocess for the same reason."""
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
-import time
 from datetime import UTC, datetime
 
 import pytest
 
 from tests.support.package_index import make_wheel, start_index
+from tests.support.real_images import matrix
 from tests.support.standin_base import run_as_docker_would
 
 pytestmark = [pytest.mark.realimage, pytest.mark.podman, pytest.mark.registry]
 
 
-def matrix(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "BUILDAH_ISOLATION": os.environ.get("BUILDAH_ISOLATION", "chroot")}
-    return subprocess.run(
-        [sys.executable, "-m", "matrix", *args], capture_output=True, text=True, env=env
-    )
-
-
-def build(registry: str, version: str, *extra: str) -> tuple[str, float]:
-    started = time.monotonic()
-    done = matrix(
-        "build",
-        "--version",
-        version,
-        "--python",
-        "3.11",
-        "--flavor",
-        "standard",
-        "--image",
-        "prefect",
-        "--platform",
-        "linux/amd64",
-        "--engine",
-        "podman",
-        "--registry",
-        registry,
-        "--base-mirror",
-        f"docker.io={registry}",
-        "--push",
-        *extra,
-    )
-    assert done.returncode == 0, done.stderr[-4000:]
-    return done.stderr, time.monotonic() - started
-
-
 @pytest.mark.parametrize(
-    ("version", "pins"),
-    [("2.11.5", "\ngriffe==0."), ("3.4.25", "\nprefect==3.4.25 ")],
+    ("version", "flavor", "pins"),
+    [("2.11.5", "standard", "\ngriffe==0."), ("3.4.25", "kubernetes", "\nprefect==3.4.25 ")],
 )
-def test_a_release_image_starts_and_prints_its_version(standin_python, registry, version, pins):
-    build(registry.host, version, "--index-url", "https://pypi.org/simple")
-    image = f"{registry.host}/prefecthq/prefect:{version}-python3.11"
+def test_a_release_image_starts_and_prints_its_version(real_images, version, flavor, pins):
+    image = real_images.build(version, flavor=flavor)
     ran = run_as_docker_would(image, ["prefect", "version"])
     assert ran.returncode == 0, ran.stderr
     assert re.match(rf"Version: +{re.escape(version)}\n", ran.stdout), ran.stdout
@@ -69,14 +31,23 @@ def test_a_release_image_starts_and_prints_its_version(standin_python, registry,
     assert "--hash=sha256:" in lock.stdout
 
 
-def test_a_dev_build_from_a_dist_reports_its_local_version(standin_python, registry, tmp_path):
+def test_a_dev_build_from_a_dist_reports_its_local_version(real_images, registry, tmp_path):
     version = "3.4.25+12.gabc1234"
     dist = make_wheel(tmp_path / "dist", "prefect", version, console_script="prefect")
     # The dist's dependencies come from an index too: here a local one, with none.
     index = start_index()
     try:
         index.add(make_wheel(tmp_path / "wheels", "unused", "1.0"), datetime.now(UTC))
-        build(registry.host, version, "--dist", str(dist), "--index-url", index.url)
+        # 3.4.25's images carry uv, locked with the rest: a stand-in wheel of it.
+        uploaded = datetime(2025, 10, 21, tzinfo=UTC)
+        index.add(make_wheel(tmp_path / "wheels", "uv", "0.9.5"), uploaded)
+        done = matrix(
+            "build", "--version", version, "--python", "3.11", "--flavor", "standard",
+            "--image", "prefect", "--platform", "linux/amd64", "--engine", "podman",
+            "--registry", registry.host, "--base-mirror", f"docker.io={registry.host}",
+            "--push", "--dist", str(dist), "--index-url", index.url,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-4000:]
     finally:
         index.stop()
     image = f"{registry.host}/prefecthq/prefect-dev:sha-abc1234-python3.11"

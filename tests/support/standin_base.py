@@ -42,6 +42,9 @@ ENV = {
     "PIP_CERT": IMAGE_CA_BUNDLE,
     "REQUESTS_CA_BUNDLE": IMAGE_CA_BUNDLE,
     "UV_NATIVE_TLS": "1",
+    # The stand-in's python is a venv over Debian's, and `uv pip install --system`
+    # passes venvs by; the official image's /usr/local python is a plain install.
+    "UV_PYTHON": "/usr/local/bin/python",
     "PIP_DISABLE_PIP_VERSION_CHECK": "1",
 }
 # Bumped when the steps below change in a way the key does not see.
@@ -120,6 +123,7 @@ def run_as_docker_would(
     command: Sequence[str] = (),
     *,
     env: Mapping[str, str] | None = None,
+    stdin: str = "",
     podman: str = "podman",
     timeout: float = 600,
 ) -> Ran:
@@ -162,6 +166,7 @@ def run_as_docker_would(
                 *cd_then,
             ],
             env={**os.environ, "ROOT": root},
+            input=stdin,
             capture_output=True,
             text=True,
             timeout=timeout,

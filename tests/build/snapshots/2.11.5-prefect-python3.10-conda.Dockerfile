@@ -7,8 +7,14 @@ FROM docker.io/continuumio/miniconda3:24.7.1-0 AS prefect-conda
 ARG PYTHON_VERSION
 RUN conda create --yes --name prefect "python=${PYTHON_VERSION}" \
     && conda clean --all --yes
-# The environment comes first on PATH: pip, python and prefect are the env's.
-ENV PATH="/opt/conda/envs/prefect/bin:${PATH}"
+# Activated as Prefect's conda image activates it: the entrypoint reads ~/.bashrc, and
+# RUN lines run in a login shell. The env also comes first on PATH and names itself, so
+# an overridden entrypoint or another user still gets the env's python, pip and prefect.
+RUN echo "conda activate prefect" >> ~/.bashrc
+SHELL ["/bin/bash", "--login", "-c"]
+ENV PATH="/opt/conda/envs/prefect/bin:${PATH}" \
+    CONDA_DEFAULT_ENV=prefect \
+    CONDA_PREFIX=/opt/conda/envs/prefect
 
 FROM ${BASE_IMAGE}
 ARG PREFECT_VERSION
@@ -17,18 +23,23 @@ ARG EXTRA_PIP_PACKAGES
 
 ENV LANG=C.UTF-8 \
     LC_ALL=C.UTF-8 \
-    PYTHONUNBUFFERED=1
+    PYTHONUNBUFFERED=1 \
+    MATRIX_EXTRA_INSTALLER=pip
 
-# tini reaps the zombies a flow's subprocesses leave behind. Its version is the one
-# of the base image's Debian release: a pin would break when the base moves on.
+# The line's system packages (versions.toml `contents.system_packages`): tini reaps the
+# zombies a flow's subprocesses leave behind, git serves git_clone pull steps and
+# flow.from_source, build-essential builds what EXTRA_PIP_PACKAGES compiles. Their
+# versions are those of the base image's Debian release: a pin would break when the
+# base moves on.
 # hadolint ignore=DL3008
 RUN apt-get update \
-    && apt-get install --yes --no-install-recommends tini \
+    && apt-get install --yes --no-install-recommends tini build-essential git \
     && rm -rf /var/lib/apt/lists/*
 
-# The cell's lock: prefect at the planned version with the line's extras and
-# EXTRA_PIP_PACKAGES, every dependency pinned with its hashes as of the release. pip
-# installs exactly that and resolves nothing; the image keeps the lock for its users.
+# The cell's lock: prefect at the planned version with the line's extras,
+# EXTRA_PIP_PACKAGES, every dependency pinned with its hashes as of the
+# release. pip installs exactly that and resolves nothing; the image keeps the lock
+# for its users.
 ARG TARGETARCH
 COPY install/ /tmp/matrix-install/
 RUN mkdir -p /opt/prefect \
@@ -44,9 +55,13 @@ LABEL io.prefect.flavor="conda" \
       org.opencontainers.image.source="https://github.com/PrefectHQ/prefect" \
       org.opencontainers.image.version="2.11.5"
 
+# What Helm charts and workers start by path: EXTRA_PIP_PACKAGES at start, a conda
+# image's env, a banner and login shell with no command, else the command.
+COPY entrypoint.sh /opt/prefect/entrypoint.sh
+
 # The smoke test: an image whose prefect cannot start is never pushed.
 RUN prefect version
 
 WORKDIR /opt/prefect
-ENTRYPOINT ["/usr/bin/tini", "-g", "--"]
-CMD ["bash"]
+# No CMD: with no command the entrypoint opens a login shell.
+ENTRYPOINT ["/usr/bin/tini", "-g", "--", "/opt/prefect/entrypoint.sh"]

@@ -10,18 +10,23 @@ ARG EXTRA_PIP_PACKAGES
 
 ENV LANG=C.UTF-8 \
     LC_ALL=C.UTF-8 \
-    PYTHONUNBUFFERED=1
+    PYTHONUNBUFFERED=1 \
+    MATRIX_EXTRA_INSTALLER=pip
 
-# tini reaps the zombies a flow's subprocesses leave behind. Its version is the one
-# of the base image's Debian release: a pin would break when the base moves on.
+# The line's system packages (versions.toml `contents.system_packages`): tini reaps the
+# zombies a flow's subprocesses leave behind, git serves git_clone pull steps and
+# flow.from_source, build-essential builds what EXTRA_PIP_PACKAGES compiles. Their
+# versions are those of the base image's Debian release: a pin would break when the
+# base moves on.
 # hadolint ignore=DL3008
 RUN apt-get update \
-    && apt-get install --yes --no-install-recommends tini \
+    && apt-get install --yes --no-install-recommends tini build-essential git \
     && rm -rf /var/lib/apt/lists/*
 
-# The cell's lock: prefect at the planned version with the line's extras and
-# EXTRA_PIP_PACKAGES, every dependency pinned with its hashes as of the release. pip
-# installs exactly that and resolves nothing; the image keeps the lock for its users.
+# The cell's lock: prefect at the planned version with the line's extras,
+# EXTRA_PIP_PACKAGES, every dependency pinned with its hashes as of the
+# release. pip installs exactly that and resolves nothing; the image keeps the lock
+# for its users.
 ARG TARGETARCH
 COPY install/ /tmp/matrix-install/
 RUN mkdir -p /opt/prefect \
@@ -37,9 +42,13 @@ LABEL io.prefect.flavor="standard" \
       org.opencontainers.image.source="https://github.com/PrefectHQ/prefect" \
       org.opencontainers.image.version="2.11.5"
 
+# What Helm charts and workers start by path: EXTRA_PIP_PACKAGES at start, a conda
+# image's env, a banner and login shell with no command, else the command.
+COPY entrypoint.sh /opt/prefect/entrypoint.sh
+
 # The smoke test: an image whose prefect cannot start is never pushed.
 RUN prefect version
 
 WORKDIR /opt/prefect
-ENTRYPOINT ["/usr/bin/tini", "-g", "--"]
-CMD ["bash"]
+# No CMD: with no command the entrypoint opens a login shell.
+ENTRYPOINT ["/usr/bin/tini", "-g", "--", "/opt/prefect/entrypoint.sh"]
