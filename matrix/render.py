@@ -62,6 +62,25 @@ class RenderedContext:
         return self.path / "Dockerfile"
 
 
+def check_renderable(plan: Plan, loaded: LoadedConfig, out_dir: Path) -> None:
+    """What can fail without the index, before the locks read it: the output folder,
+    and every template the plan uses (a syntax error names its file and line)."""
+    import jinja2
+
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"{out_dir}: not a folder, so no build context can go there")
+    environment = template_environment(loaded.templates_dir)
+    for spec in plan.images:
+        try:
+            environment.get_template(spec.template)
+        except jinja2.TemplateNotFound:
+            raise UserError(
+                f"{spec.key}: template {spec.template} not found in {loaded.templates_dir}"
+            ) from None
+        except jinja2.TemplateSyntaxError as error:
+            raise _syntax_error(environment, spec, error) from None
+
+
 def render_plan(
     plan: Plan,
     loaded: LoadedConfig,
@@ -76,8 +95,7 @@ def render_plan(
     ``matrix.lock.lock_plan``): the lock files go into its context. Every Dockerfile is
     rendered before the first is written, so a template error leaves ``out_dir`` as it
     was."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UserError(f"{out_dir}: not a folder, so no build context can go there")
+    check_renderable(plan, loaded, out_dir)
     environment = template_environment(loaded.templates_dir)
     extra_files = _context_files(loaded.templates_dir)
     locks = locks or {}
@@ -251,6 +269,7 @@ def render_release(
     Everything that can fail on the index or a dist fails here, before any build."""
     from matrix.lock import lock_plan
 
+    check_renderable(plan, loaded, out_dir)
     locks = lock_plan(
         plan,
         loaded,

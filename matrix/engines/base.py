@@ -183,6 +183,10 @@ def stream_build(call: Call, client: Any, log: LogSink, tail: deque[str]) -> Non
 class Engine(Protocol):
     name: str
 
+    def require(self) -> None:
+        """Refuse, before any work, an engine this machine cannot run (a UserError)."""
+        ...
+
     def prepare_calls(self) -> list[Call]:
         """What ``prepare`` would run, once before the builds."""
         ...

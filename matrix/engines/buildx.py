@@ -82,7 +82,7 @@ class BuildxEngine:
         return plain + self.base_mirrors.buildkitd_toml()
 
     def prepare(self) -> None:
-        self._require_buildx()
+        self.require()
         self.workdir.mkdir(parents=True, exist_ok=True)
         if self.create_builder and (self.insecure_registries or self.base_mirrors):
             self._buildkitd_config().write_text(self.buildkitd_toml())
@@ -95,7 +95,7 @@ class BuildxEngine:
                     f"({_last_line(error)}): drop --create-builder to use an existing builder"
                 ) from None
 
-    def _require_buildx(self) -> None:
+    def require(self) -> None:
         """A docker CLI without the plugin would refuse buildx's flags one by one."""
         from python_on_whales.client_config import ClientNotFoundError
 

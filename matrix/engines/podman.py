@@ -121,6 +121,12 @@ class PodmanEngine:
     def prepare_calls(self) -> list[Call]:
         return []
 
+    def require(self) -> None:
+        import shutil
+
+        if shutil.which("podman") is None:
+            raise UserError("podman is not installed: install it, or use --engine buildx")
+
     def prepare(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
 

@@ -163,6 +163,8 @@ def build_job(
     contexts = {spec.key: contexts_folder / spec.key for spec in plan.images}
     requests = requests_for(plan, contexts, build, registry)
     engine = make_engine(build, registries, loaded)
+    if not dry_run:
+        engine.require()  # before locking reads the index: a missing engine says so first
     rendered = render_contexts(plan, loaded, contexts_folder, build)
     for context in rendered:
         if context.lock is not None:
