@@ -64,11 +64,11 @@ class ReleaseFile:
     upload_time: datetime | None
 
 
-def release_files(
-    index: Index, project: str, version: str, *, client: httpx.Client | None = None
+def project_files(
+    index: Index, project: str, *, client: httpx.Client | None = None
 ) -> list[ReleaseFile]:
-    """The index's files of ``project`` at ``version``: empty when the release is not there."""
-    wanted = Version(version)
+    """Every file of ``project`` the index serves, yanked ones left out; empty when the
+    index has no such project."""
     own = client or httpx.Client(timeout=30.0, follow_redirects=True)
     try:
         answer = own.get(index.project_url(project), headers={"Accept": SIMPLE_JSON})
@@ -91,14 +91,34 @@ def release_files(
             f"(Content-Type {answer.headers.get('content-type')!r})"
         ) from None
     found = []
-    for entry in files:
-        name = entry.get("filename", "")
-        found_version = _version_of(name)
-        if found_version != wanted or entry.get("yanked"):
+    for entry in files if isinstance(files, list) else ():
+        name = entry.get("filename", "") if isinstance(entry, dict) else ""
+        version = _version_of(name)
+        if version is None or entry.get("yanked"):
             continue
         uploaded = entry.get("upload-time")
-        found.append(ReleaseFile(name, found_version, _timestamp(uploaded) if uploaded else None))
+        found.append(ReleaseFile(name, version, _timestamp(uploaded) if uploaded else None))
     return found
+
+
+def release_files(
+    index: Index, project: str, version: str, *, client: httpx.Client | None = None
+) -> list[ReleaseFile]:
+    """The index's files of ``project`` at ``version``: empty when the release is not there."""
+    wanted = Version(version)
+    return [f for f in project_files(index, project, client=client) if f.version == wanted]
+
+
+def releases_uploaded(index: Index, project: str) -> dict[Version, datetime | None]:
+    """Every release of ``project`` on the index, with its first file's upload time."""
+    first: dict[Version, datetime | None] = {}
+    for file in project_files(index, project):
+        earlier = first.get(file.version)
+        if file.version not in first or (
+            file.upload_time is not None and (earlier is None or file.upload_time < earlier)
+        ):
+            first[file.version] = file.upload_time
+    return first
 
 
 def upload_time(

@@ -7,43 +7,20 @@ real-image tests run the same files inside built images.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import os
 import shutil
 import subprocess
 import sys
 import venv
-import zipfile
 from pathlib import Path
 
 import pytest
 
+from tests.support.package_index import make_wheel
+
 FILES = Path(__file__).parents[1] / "dockerfiles" / "context"
 ENTRYPOINT = FILES / "entrypoint.sh"
 CLIENT_CLI = FILES / "prefect-client-cli"
-
-
-def make_wheel(folder: Path, name: str, version: str = "1.0") -> Path:
-    """A pure-Python wheel with one module ``name`` that knows its version."""
-    dist = f"{name}-{version}"
-    files = {
-        f"{name}.py": f"VERSION = {version!r}\n",
-        f"{dist}.dist-info/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
-        f"{dist}.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
-        "Tag: py3-none-any\n",
-    }
-    record = []
-    for path, text in files.items():
-        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=")
-        record.append(f"{path},sha256={digest.decode()},{len(text.encode())}")
-    record.append(f"{dist}.dist-info/RECORD,,")
-    files[f"{dist}.dist-info/RECORD"] = "\n".join(record) + "\n"
-    wheel = folder / f"{dist}-py3-none-any.whl"
-    with zipfile.ZipFile(wheel, "w") as archive:
-        for path, text in files.items():
-            archive.writestr(path, text)
-    return wheel
 
 
 @pytest.fixture(scope="module")
@@ -95,8 +72,8 @@ def test_a_command_runs_as_given_and_a_leading_double_dash_is_dropped(run):
 @pytest.mark.parametrize("installer", ["pip", "uv"])
 def test_extra_pip_packages_are_installed_before_the_command(run, tmp_path, installer):
     one, two = f"one_by_{installer}", f"two_by_{installer}"
-    first, second = make_wheel(tmp_path, one), make_wheel(tmp_path, two, "2.5")
-    probe = f"import {one}, {two}; print({one}.VERSION, {two}.VERSION)"
+    first, second = make_wheel(tmp_path, one, "1.0"), make_wheel(tmp_path, two, "2.5")
+    probe = f"import {one}, {two}; print({one}.__version__, {two}.__version__)"
 
     without = run("python", "-c", probe, MATRIX_EXTRA_INSTALLER=installer)
     assert without.returncode == 1 and f"No module named '{one}'" in without.stderr

@@ -17,11 +17,16 @@ import subprocess
 import sys
 import tarfile
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from matrix.reference import parse_reference
+from matrix.registry import RegistryClient
+from tests.support.images import push_index
+from tests.support.package_index import make_wheel, start_index
 from tests.support.workflows import (
     GITHUB_MATRIX_LIMIT,
     PREFECT,
@@ -497,3 +502,79 @@ def test_every_build_job_then_publish_yields_a_verified_release(
         timeout=60,
     )
     assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+# --- release-images.yml: the catch-up ------------------------------------------------
+
+
+def missing_job(release_workflow, workdir: Path, prefect: PrefectCheckout, local: list[str]):
+    """The missing job's step against a fixture index and registry: its outputs."""
+    step = step_by_id(release_workflow, "missing", "missing")
+    workdir.mkdir(parents=True, exist_ok=True)
+    for name, target in (("scripts", ROOT / "scripts"), ("prefect", prefect.path)):
+        if not (workdir / name).exists():
+            (workdir / name).symlink_to(target)
+    runner = Runner(workdir, matrix_args=local)
+    process, outputs, _ = runner.run(step, {"github": {"event_name": "schedule"}}, cwd=workdir)
+    assert process.returncode == 0, process.stdout + process.stderr
+    return json.loads(outputs["releases"])["include"], int(outputs["count"])
+
+
+@pytest.mark.podman
+@pytest.mark.registry
+def test_the_catch_up_lists_what_the_registry_lacks_until_it_is_published(
+    release_workflow, registry, podman, tmp_path
+):
+    folder = tmp_path / "config"
+    shutil.copytree(SCRATCH, folder)
+    config = folder / "versions.toml"
+    unique = f"catch-up-{uuid.uuid4().hex[:8]}/scratch"
+    config.write_text(config.read_text().replace("matrix-e2e/scratch", unique))
+    prefect = PrefectCheckout(tmp_path / "prefect")
+    prefect.git("tag", "1.2.3", prefect.release)
+    prefect.git("tag", "1.2.4", prefect.rc)
+    wheels, now = tmp_path / "wheels", datetime.now(UTC)
+    index = start_index()
+    try:
+        index.add(make_wheel(wheels, "prefect", "1.2.3"), now - timedelta(hours=3))
+        index.add(make_wheel(wheels, "prefect", "1.1.0"), now - timedelta(days=90))  # too old
+        index.add(make_wheel(wheels, "prefect", "0.9.0"), now)  # no line covers it
+        local = ["--config", str(config), "--registry", registry.host]
+        missing = [*local, "--index-url", index.url, "--days", "30"]
+
+        def publish(version: str, commit: str) -> None:
+            done = subprocess.run(
+                [sys.executable, "-m", "matrix", "publish", "--version", version,
+                 "--sha", commit, *local, "--engine", "podman", "--yes"],
+                capture_output=True, text=True, timeout=300, cwd=tmp_path,
+            )  # fmt: skip
+            assert done.returncode == 0, done.stdout + done.stderr
+
+        include, count = missing_job(release_workflow, tmp_path / "run-1", prefect, missing)
+        assert include == [{"version": "1.2.3", "commit": prefect.release}] and count == 1
+        publish("1.2.3", prefect.release)
+        assert missing_job(release_workflow, tmp_path / "run-2", prefect, missing) == ([], 0)
+
+        # A floating tag that names another image: 1.2.3 is incomplete again.
+        with RegistryClient() as client:
+            push_index(
+                client, parse_reference(f"{registry.host}/{unique}:1.2-python3.12"), salt="x"
+            )
+        include, _ = missing_job(release_workflow, tmp_path / "run-3", prefect, missing)
+        assert include == [{"version": "1.2.3", "commit": prefect.release}]
+        listed = subprocess.run(
+            [sys.executable, "-m", "matrix", "missing", *missing, "--format", "json"],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        (release,) = json.loads(listed.stdout)["releases"]
+        assert release["state"] == "incomplete"
+        assert release["lacking"] == [f"{registry.host}/{unique}:1.2-python3.12"]
+
+        # A newer release on the index: it is missing, and 1.2.3 no longer owns 1.2-*.
+        index.add(make_wheel(wheels, "prefect", "1.2.4"), now)
+        include, _ = missing_job(release_workflow, tmp_path / "run-4", prefect, missing)
+        assert include == [{"version": "1.2.4", "commit": prefect.rc}]
+        publish("1.2.4", prefect.rc)
+        assert missing_job(release_workflow, tmp_path / "run-5", prefect, missing) == ([], 0)
+    finally:
+        index.stop()

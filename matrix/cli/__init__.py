@@ -28,6 +28,7 @@ COMMANDS = (
     "verify",
     "promote",
     "refresh",
+    "missing",
     "retag",
     "tags",
 )
