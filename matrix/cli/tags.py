@@ -14,7 +14,7 @@ List the tags of IMAGE's repository, one a line.
 
 Tags that are versions (2.11.5, 3.0.0rc1) sort by version; the others, such as
 2.11.5-python3.10, sort with their numbers compared as numbers, so 2.9 comes
-before 2.10. A repository that does not exist has no tags.
+before 2.10. A repository the registry does not have is an error (exit 2).
 """
 EPILOG = """\
 examples:
@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
             ) from None
     repository = parse_reference(args.image)
     with options.registries(args, None).client() as client:
-        tags = client.list_tags(repository)
+        tags = client.list_tags(repository, missing_ok=False)
     if pattern is not None:
         tags = [tag for tag in tags if pattern.search(tag)]
     ordered = sorted(tags, key=version_order)

@@ -227,8 +227,9 @@ class RegistryClient:
 
     # -- tags ------------------------------------------------------------------------
 
-    def list_tags(self, name: ImageReference | str) -> list[str]:
-        """Every tag of a repository, following ``Link`` pages; [] if it does not exist."""
+    def list_tags(self, name: ImageReference | str, *, missing_ok: bool = True) -> list[str]:
+        """Every tag of a repository, following ``Link`` pages; [] if it does not exist,
+        or, unless ``missing_ok``, an error saying so (a name typed by a person)."""
         ref = parse_reference(name) if isinstance(name, str) else name
         where = Where(ref.registry, ref.repository)
         tags: list[str] = []
@@ -238,6 +239,8 @@ class RegistryClient:
             answer = self.transport.request(
                 where, "list tags", "GET", url, missing_ok=True, limit=TAG_LIST_LIMIT
             )
+            if answer is None and not missing_ok:
+                raise where.error("list tags: the registry has no such repository")
             if answer is None:
                 return []
             tags += answer.parse(TagList).tags or []

@@ -77,9 +77,13 @@ def test_tags_sorted_by_version_and_filtered(registry, make_client, repo, capsys
     assert capsys.readouterr().out.splitlines() == ["2.9.1-python3.10", "2.10.0-python3.10"]
 
 
-def test_tags_of_a_missing_repository_is_empty(registry, capsys):
-    assert main(["tags", f"{registry.host}/test/nothing-here"]) == 0
-    assert capsys.readouterr().out == ""
+def test_tags_of_a_mistyped_repository_is_one_error_line(registry, capsys):
+    assert main(["tags", f"{registry.host}/test/nothing-here"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    (line,) = captured.err.splitlines()
+    assert line.startswith("matrix: error: ") and "test/nothing-here" in line
+    assert "no such repository" in line
 
 
 def test_tags_bad_filter_is_a_user_error(registry, capsys):
