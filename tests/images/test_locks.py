@@ -16,6 +16,7 @@ import pytest
 
 from matrix.cli import main
 from matrix.lock import lock_changes
+from tests.build.conftest import FAKE_DOCKER
 from tests.support.package_index import PackageIndex, make_wheel, start_index
 
 RELEASED = datetime(2023, 8, 24, 20, 2, 8, tzinfo=UTC)
@@ -91,6 +92,11 @@ def test_a_release_missing_from_the_index_fails_before_any_build(
 ):
     record = tmp_path / "docker-calls.jsonl"
     monkeypatch.setenv("FAKE_DOCKER_RECORD", str(record))
+    # buildx cannot run here: a recording `docker` stands in, so any build call shows.
+    bin_folder = tmp_path / "bin"
+    bin_folder.mkdir()
+    (bin_folder / "docker").symlink_to(FAKE_DOCKER)
+    monkeypatch.setenv("PATH", f"{bin_folder}:{os.environ['PATH']}")
     url = index.url.replace("http://", "http://alice:s3cret@")
     code = main(
         [
