@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import shutil
 import socket
+import subprocess
 from collections.abc import Iterator
 
 import pytest
@@ -19,6 +20,25 @@ def registry(tmp_path_factory) -> Iterator[registry_server.RegistryServer]:
         pytest.fail("docker-registry is not installed: run scripts/test.sh, which installs it")
     with registry_server.serving(tmp_path_factory.mktemp("registry")) as server:
         yield server
+    forget_local_images(server.host)
+
+
+def forget_local_images(registry_host: str) -> None:
+    """Remove from podman's store what the session's builds left there: the images
+    named after its registry, then the layers nothing names any more. The real-image
+    builds alone leave gigabytes a run, and the registry they name is gone."""
+    podman = shutil.which("podman")
+    if podman is None:
+        return
+    listed = subprocess.run(
+        [podman, "image", "ls", "--format", "{{.Repository}}:{{.Tag}}"],
+        capture_output=True,
+        text=True,
+    )
+    ours = [name for name in listed.stdout.split() if name.startswith(f"{registry_host}/")]
+    if ours:
+        subprocess.run([podman, "rmi", "--force", *ours], capture_output=True)
+    subprocess.run([podman, "image", "prune", "--force"], capture_output=True)
 
 
 @pytest.fixture(autouse=True, scope="session")
