@@ -31,26 +31,23 @@ from matrix.errors import ConfigError, InvalidReference, PlanError, VersionError
 from matrix.reference import parse_reference
 from matrix.versions import parse_version
 
-_PYTHON_RE = re.compile(r"3\.\d{1,2}")
-_PLATFORM_RE = re.compile(r"[a-z0-9]+/[a-z0-9_]+(?:/[a-z0-9]+)?")
 _BUILD_ARG_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Build args reach Dockerfile ARG lines and pip command lines: no newline, quote,
 # `$`, `;`, `&`, `|`, backtick or other shell syntax can get through.
 _BUILD_ARG_VALUE_RE = re.compile(r"[A-Za-z0-9_.,:=<>!~\[\]/+@ -]*")
 _SUFFIX_RE = re.compile(r"(?:-[a-z0-9]+)?")
-_TEMPLATE_RE = re.compile(r"[A-Za-z0-9_.-]+\.j2")
 
 
-def _python(value: str) -> str:
-    if not _PYTHON_RE.fullmatch(value):
-        raise ValueError(f"expected a Python minor version like '3.10', got {value!r}")
-    return value
+def _matching(pattern: str, expected: str):
+    """A validator: the whole value matches ``pattern``, else 'expected ..., got ...'."""
+    regex = re.compile(pattern)
 
+    def check(value: str) -> str:
+        if not regex.fullmatch(value):
+            raise ValueError(f"expected {expected}, got {value!r}")
+        return value
 
-def _platform(value: str) -> str:
-    if not _PLATFORM_RE.fullmatch(value):
-        raise ValueError(f"expected a platform like 'linux/amd64', got {value!r}")
-    return value
+    return check
 
 
 def _build_args(value: dict[str, str]) -> dict[str, str]:
@@ -87,18 +84,29 @@ def registry_host(value: str) -> str:
     return value
 
 
-def _template(value: str) -> str:
-    if not _TEMPLATE_RE.fullmatch(value):
-        raise ValueError(f"expected a template file name ending in .j2, got {value!r}")
-    return value
-
-
-Python = Annotated[str, AfterValidator(_python)]
-Platform = Annotated[str, AfterValidator(_platform)]
+Python = Annotated[
+    str, AfterValidator(_matching(r"3\.\d{1,2}", "a Python minor version like '3.10'"))
+]
+Platform = Annotated[
+    str,
+    AfterValidator(
+        _matching(r"[a-z0-9]+/[a-z0-9_]+(?:/[a-z0-9]+)?", "a platform like 'linux/amd64'")
+    ),
+]
 BuildArgs = Annotated[dict[str, str], AfterValidator(_build_args)]
 Repository = Annotated[str, AfterValidator(_repository)]
-Template = Annotated[str, AfterValidator(_template)]
+Template = Annotated[
+    str, AfterValidator(_matching(r"[A-Za-z0-9_.-]+\.j2", "a template file name ending in .j2"))
+]
 RegistryHost = Annotated[str, AfterValidator(registry_host)]
+DebPackage = Annotated[
+    str,
+    AfterValidator(_matching(r"[a-z0-9][a-z0-9+.-]+", "a Debian package name like 'git'")),
+]
+Extras = Annotated[
+    str,
+    AfterValidator(_matching(r"(?:\[[a-z0-9][a-z0-9,-]*\])?", "extras like '[redis,otel]' or ''")),
+]
 PrereleaseDevTags = Literal["none", "dev-repository", "release-repository"]
 
 
@@ -117,35 +125,14 @@ class ImageConfig(_Strict):
     # Whether the line's default extras apply (prefect-client has none of prefect's).
     extras: bool = True
     # apt packages in place of the line's (the client image needs no compilers).
-    system_packages: DebPackages | None = None
-
-
-_DEB_PACKAGE_RE = re.compile(r"[a-z0-9][a-z0-9+.-]+")
-_EXTRAS_RE = re.compile(r"(?:\[[a-z0-9][a-z0-9,-]*\])?")
-
-
-def _deb_packages(value: list[str]) -> list[str]:
-    for name in value:
-        if not _DEB_PACKAGE_RE.fullmatch(name):
-            raise ValueError(f"expected Debian package names like 'build-essential', got {name!r}")
-    return value
-
-
-def _extras(value: str) -> str:
-    if not _EXTRAS_RE.fullmatch(value):
-        raise ValueError(f"expected extras like '[redis,otel]' or '', got {value!r}")
-    return value
-
-
-DebPackages = Annotated[list[str], AfterValidator(_deb_packages)]
-Extras = Annotated[str, AfterValidator(_extras)]
+    system_packages: list[DebPackage] | None = None
 
 
 class ContentsConfig(_Strict):
     """What a line's images hold besides Prefect; keys a line leaves out come from
     [defaults.contents], then from ``Contents``' own defaults."""
 
-    system_packages: DebPackages | None = None  # apt packages of the final image
+    system_packages: list[DebPackage] | None = None  # apt packages of the final image
     uv: bool | None = None  # uv in the image (UV_SYSTEM_PYTHON=1, UV_LINK_MODE=copy)
     extra_installer: Literal["pip", "uv"] | None = None  # EXTRA_PIP_PACKAGES at start
     extras: Extras | None = None  # PREFECT_EXTRAS of a flavor that sets none
