@@ -125,8 +125,9 @@ def client(tmp_path):
     (package / "__init__.py").write_text('__version__ = "3.4.25"\n')
 
     def client(*args: str, **env: str) -> subprocess.CompletedProcess:
-        environ = {**os.environ, "PYTHONPATH": str(tmp_path / "site"), **env}
-        environ.pop("PREFECT__FLOW_RUN_ID", None) if "PREFECT__FLOW_RUN_ID" not in env else None
+        # A flow run id only where the test gives one.
+        inherited = {k: v for k, v in os.environ.items() if k != "PREFECT__FLOW_RUN_ID"}
+        environ = {**inherited, "PYTHONPATH": str(tmp_path / "site"), **env}
         return subprocess.run(
             [sys.executable, str(CLIENT_CLI), *args],
             env=environ,

@@ -59,8 +59,9 @@ def missing_releases(
     )
     if not recent:
         return []
-    plans = [plan_release(loaded, str(version)) for version in recent]
-    repositories = sorted({t.repository for plan in plans for t in plan.targets})
+    # Every repository an image of versions.toml may tag, dev repositories included.
+    images = loaded.config.images.values()
+    repositories = sorted({r for i in images for r in (i.repository, i.dev_repository)})
     tag_lists = client.map(
         lambda repository: client.list_tags(ImageReference(registry, repository)), repositories
     )
