@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from matrix.engines.base import BuildRequest, BuildResult
     from matrix.plan import ImageSpec, Plan
     from matrix.publish.run import ImageBuilder
+    from matrix.publish.state import RemoteImage
     from matrix.registry import RegistryClient
     from matrix.render import RenderedContext
     from matrix.settings import BuildSettings, Registries
@@ -186,17 +187,17 @@ def engine_builder(
     loaded: LoadedConfig,
     build: BuildSettings,
     registries: Registries,
+    earlier: Mapping[str, RemoteImage | None],
 ) -> tuple[ImageBuilder, dict[str, BuildInputs]]:
     """Render every image's context and work out its build inputs (the bases' digests
     read from their registries); the builder then builds and pushes one image to its
-    full tag only, labelled and annotated with its build id."""
+    full tag only, labelled and annotated with its build id. ``earlier``: what the
+    full tags hold now, as publish observed them; a rebuild keeps the lock date its
+    image was first built with."""
     from matrix.engines import BuildFailed
     from matrix.lock import changed_pins, recorded_dates
-    from matrix.publish.state import read_images
 
     registry = registries.target.host
-    # A rebuild keeps the lock date its image was first built with.
-    earlier = read_images(client, plan, registry)
     recorded = recorded_dates({k: i.annotations if i else None for k, i in earlier.items()})
     rendered = render_contexts(plan, loaded, build.workdir / "contexts", build, recorded)
     for context in rendered:
