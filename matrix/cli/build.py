@@ -146,12 +146,14 @@ def run(args: argparse.Namespace) -> int:
     )
     loaded = load_config(args.config)
     registries = options.registries(args, loaded)
-    with tempfile.TemporaryDirectory(prefix="matrix-build-") as scratch:
+    with (
+        tempfile.TemporaryDirectory(prefix="matrix-build-") as scratch,
+        registries.client() as client,
+    ):
         out = Path(args.out) if args.out else Path(scratch) / "contexts"
         build = replace(build, workdir=Path(scratch) / "work")
-        job = build_job(
-            selection.plan(loaded), loaded, build, registries, out, dry_run=args.dry_run
-        )
+        plan = selection.plan(loaded)
+        job = build_job(client, plan, loaded, build, registries, out, dry_run=args.dry_run)
         if args.dry_run:
             for line in job.calls():
                 print(line)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from matrix.errors import InvalidReference, UserError
 from matrix.reference import DOCKER_HUB, ImageReference, parse_reference
-from matrix.registry.client import is_loopback
+from matrix.registry.hosts import speaks_plain_http
 
 ENVIRONMENT = "MATRIX_BASE_MIRRORS"
 # The names Docker Hub goes by in references and in engines' configs.
@@ -58,7 +58,7 @@ class BaseMirrors:
         return ImageReference(mirror, ref.repository, ref.tag, ref.digest)
 
     def plain_http(self, mirror: str) -> bool:
-        return is_loopback(mirror) or mirror in self.insecure
+        return speaks_plain_http(mirror, self.insecure)
 
     def registries_conf(self) -> str:
         """containers-registries.conf(5) entries: each registry pulls from its mirror."""

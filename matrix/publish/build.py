@@ -74,20 +74,23 @@ def plan_inputs(
     return gather_many(client, wanted, labels, build.image_sources(loaded).base_mirrors)
 
 
-def make_engine(build: BuildSettings, registries: Registries, loaded: LoadedConfig):
-    """The buildx or podman engine, talking plain HTTP where the settings say, pulling
-    bases through the base mirrors."""
+def make_engine(
+    build: BuildSettings,
+    registries: Registries,
+    loaded: LoadedConfig,
+    client: RegistryClient | None = None,
+):
+    """The buildx or podman engine, pushing to the target as its host record says,
+    pulling bases through the base mirrors; podman reads back through ``client``."""
     from matrix.engines import create_engine
 
-    target = registries.target
-    insecure = sorted(registries.insecure | ({target.host} if target.plain_http else set()))
     return create_engine(
         build.engine,
         build.workdir,
-        target.host,
+        registries.target,
+        client=client,
         builder=build.builder,
         create_builder=build.create_builder,
-        insecure_registries=insecure,
         base_mirrors=build.image_sources(loaded).base_mirrors,
     )
 
@@ -148,6 +151,7 @@ class BuildJob:
 
 
 def build_job(
+    client: RegistryClient,
     plan: Plan,
     loaded: LoadedConfig,
     build: BuildSettings,
@@ -163,7 +167,7 @@ def build_job(
     # The requests first: a --platform no image builds is refused before any rendering.
     contexts = {spec.key: contexts_folder / spec.key for spec in plan.images}
     requests = requests_for(plan, contexts, build, registry)
-    engine = make_engine(build, registries, loaded)
+    engine = make_engine(build, registries, loaded, client)
     if not dry_run:
         engine.require()  # before locking reads the index: a missing engine says so first
     rendered = render_contexts(plan, loaded, contexts_folder, build)
@@ -174,8 +178,7 @@ def build_job(
     inputs: dict[str, BuildInputs] = {}
     if build.push_by_digest and not dry_run:
         # What publish --digests needs to label the image and judge it next time.
-        with registries.client() as client:
-            inputs = plan_inputs(client, plan, contexts, build, loaded, build.labels)
+        inputs = plan_inputs(client, plan, contexts, build, loaded, build.labels)
         specs = {spec.key: spec for spec in plan.images}
         requests = [with_build_id(plan, specs[r.key], r, inputs[r.key]) for r in requests]
     return BuildJob(engine, requests, inputs, build.digests_out)
@@ -207,7 +210,7 @@ def engine_builder(
                 _progress(f"{context.key} lock {change}")
     contexts = {context.key: context.path for context in rendered}
     inputs = plan_inputs(client, plan, contexts, build, loaded)
-    engine = make_engine(build, registries, loaded)
+    engine = make_engine(build, registries, loaded, client)
     engine.prepare()
 
     def build_image(spec: ImageSpec) -> None:
