@@ -11,7 +11,7 @@ to the record it belongs to (and its flag to `matrix.cli.options`).
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -158,13 +158,8 @@ class BuildSettings:
     sbom: bool = False
     keep_going: bool = False
     source_date_epoch: int | None = None  # $SOURCE_DATE_EPOCH
-    # Where an image's bytes come from (see image_sources): the flags as given.
-    index_url: str | None = None  # --index-url, over MATRIX_INDEX_URL and versions.toml
-    base_mirror: tuple[str, ...] = ()  # --base-mirror REGISTRY=HOST[:PORT]
-    dist: str | None = None
-    re_resolve: bool = False
-    wait_for_index: float = 0.0
-    insecure: tuple[str, ...] = ()  # --insecure-registry: plain HTTP to these mirrors too
+    # Where an image's bytes come from, resolved when the command starts (image_sources).
+    sources: ImageSources | None = None
 
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
@@ -175,25 +170,39 @@ class BuildSettings:
             raise UserError(f"--digests-out {self.digests_out}: not a folder")
         if (self.builder or self.create_builder) and self.engine != "buildx":
             raise UserError("--builder and --create-builder are for --engine buildx")
-        if self.wait_for_index < 0:
-            raise UserError("--wait-for-index: seconds must not be negative")
 
-    def image_sources(self, loaded: LoadedConfig) -> ImageSources:
-        """The package index, base mirrors and dist: flag over environment over
-        versions.toml (``loaded``)."""
-        from matrix.engines.mirrors import base_mirrors
-        from matrix.index import index_from
-        from matrix.render import ImageSources
+    @property
+    def image_sources(self) -> ImageSources:
+        if self.sources is None:
+            raise AssertionError("the image sources are resolved when the command starts")
+        return self.sources
 
-        return ImageSources(
-            index=index_from(self.index_url, os.environ, loaded.config.index_url),
-            base_mirrors=base_mirrors(
-                self.base_mirror, os.environ, loaded.config.base_mirrors, self.insecure
-            ),
-            dist=self.dist,
-            re_resolve=self.re_resolve,
-            wait_for_index=self.wait_for_index,
-        )
+
+def image_sources(
+    loaded: LoadedConfig,
+    *,
+    index_url: str | None = None,
+    base_mirror: Sequence[str] = (),
+    dist: str | None = None,
+    re_resolve: bool = False,
+    wait_for_index: float = 0.0,
+    insecure: Collection[str] = (),
+) -> ImageSources:
+    """The package index, base mirrors and dist: flag over environment over
+    versions.toml (``loaded``); ``insecure``: mirrors named plain-HTTP."""
+    from matrix.engines.mirrors import base_mirrors
+    from matrix.index import index_from
+    from matrix.render import ImageSources
+
+    if wait_for_index < 0:
+        raise UserError("--wait-for-index: seconds must not be negative")
+    return ImageSources(
+        index=index_from(index_url, os.environ, loaded.config.index_url),
+        base_mirrors=base_mirrors(base_mirror, os.environ, loaded.config.base_mirrors, insecure),
+        dist=dist,
+        re_resolve=re_resolve,
+        wait_for_index=wait_for_index,
+    )
 
 
 def source_date_epoch(environ: Mapping[str, str] | None = None) -> int | None:

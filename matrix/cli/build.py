@@ -128,8 +128,12 @@ def run(args: argparse.Namespace) -> int:
     from matrix.settings import parse_labels
 
     selection = options.release_selection(args)
+    loaded = load_config(args.config)
+    registries = options.registries(args, loaded)
     build = options.build_settings(
         args,
+        loaded,
+        args.insecure_registry,
         engine=args.engine,
         builder=args.builder,
         create_builder=args.create_builder,
@@ -144,8 +148,6 @@ def run(args: argparse.Namespace) -> int:
         sbom=args.sbom,
         keep_going=args.keep_going,
     )
-    loaded = load_config(args.config)
-    registries = options.registries(args, loaded)
     with (
         tempfile.TemporaryDirectory(prefix="matrix-build-") as scratch,
         registries.client() as client,

@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
             args,
             loaded,
             policy=Policy(refresh=args.refresh, force=args.force_republish),
-            build=options.rebuild_settings(args),
+            build=options.rebuild_settings(args, loaded),
             digests=Path(args.digests) if args.digests else None,
         )
 

@@ -44,7 +44,7 @@ def render_contexts(
         plan,
         loaded,
         folder,
-        build.image_sources(loaded),
+        build.image_sources,
         source_date_epoch=build.source_date_epoch,
         recorded=recorded,
         progress=_progress,
@@ -61,7 +61,6 @@ def plan_inputs(
     plan: Plan,
     contexts: Mapping[str, Path],
     build: BuildSettings,
-    loaded: LoadedConfig,
     labels: Mapping[str, str] | None = None,
 ) -> dict[str, BuildInputs]:
     """Image key -> build inputs of every image of ``plan``, the bases' digests read
@@ -71,15 +70,10 @@ def plan_inputs(
     from matrix.buildid import gather_many
 
     wanted = [(s.key, contexts[s.key], s.build_args, s.platforms) for s in plan.images]
-    return gather_many(client, wanted, labels, build.image_sources(loaded).base_mirrors)
+    return gather_many(client, wanted, labels, build.image_sources.base_mirrors)
 
 
-def make_engine(
-    build: BuildSettings,
-    registries: Registries,
-    loaded: LoadedConfig,
-    client: RegistryClient | None = None,
-):
+def make_engine(build: BuildSettings, registries: Registries, client: RegistryClient | None = None):
     """The buildx or podman engine, pushing to the target as its host record says,
     pulling bases through the base mirrors; podman reads back through ``client``."""
     from matrix.engines import create_engine
@@ -91,7 +85,7 @@ def make_engine(
         client=client,
         builder=build.builder,
         create_builder=build.create_builder,
-        base_mirrors=build.image_sources(loaded).base_mirrors,
+        base_mirrors=build.image_sources.base_mirrors,
     )
 
 
@@ -167,7 +161,7 @@ def build_job(
     # The requests first: a --platform no image builds is refused before any rendering.
     contexts = {spec.key: contexts_folder / spec.key for spec in plan.images}
     requests = requests_for(plan, contexts, build, registry)
-    engine = make_engine(build, registries, loaded, client)
+    engine = make_engine(build, registries, client)
     if not dry_run:
         engine.require()  # before locking reads the index: a missing engine says so first
     rendered = render_contexts(plan, loaded, contexts_folder, build)
@@ -178,7 +172,7 @@ def build_job(
     inputs: dict[str, BuildInputs] = {}
     if build.push_by_digest and not dry_run:
         # What publish --digests needs to label the image and judge it next time.
-        inputs = plan_inputs(client, plan, contexts, build, loaded, build.labels)
+        inputs = plan_inputs(client, plan, contexts, build, build.labels)
         specs = {spec.key: spec for spec in plan.images}
         requests = [with_build_id(plan, specs[r.key], r, inputs[r.key]) for r in requests]
     return BuildJob(engine, requests, inputs, build.digests_out)
@@ -209,8 +203,8 @@ def engine_builder(
             for change in changed_pins(found.annotations, context.lock):
                 _progress(f"{context.key} lock {change}")
     contexts = {context.key: context.path for context in rendered}
-    inputs = plan_inputs(client, plan, contexts, build, loaded)
-    engine = make_engine(build, registries, loaded, client)
+    inputs = plan_inputs(client, plan, contexts, build)
+    engine = make_engine(build, registries, client)
     engine.prepare()
 
     def build_image(spec: ImageSpec) -> None:
