@@ -49,12 +49,12 @@ from packaging.version import Version
 
 from matrix.errors import UserError
 from matrix.index import DEFAULT_INDEX_URL, Index, upload_time
+from matrix.publish.annotations import PINS_ANNOTATION, RESOLVED_AS_OF
 
 if TYPE_CHECKING:
     from matrix.config import LoadedConfig
     from matrix.plan import Plan
 
-RESOLVED_AS_OF = "io.prefect.matrix.resolved-as-of"
 INSTALL_FOLDER = "install"
 # Where the Dockerfile puts the context's install folder while it installs.
 IMAGE_INSTALL_FOLDER = "/tmp/matrix-install"
@@ -332,7 +332,6 @@ def lock_changes(old: str, new: str) -> list[str]:
 
 # What an image's locks pin, on the image (an annotation) so that the next build can
 # say what a new lock changes without reading a blob: ``amd64:anyio==3.7.1;...+arm64:...``.
-PINS_ANNOTATION = "io.prefect.matrix.lock-pins"
 
 
 def encode_pins(lock: ImageLock) -> str:

@@ -11,8 +11,6 @@ from pathlib import Path
 import pytest
 
 from matrix.buildid import (
-    BUILD_ID_LABEL,
-    BUILD_INPUTS_ANNOTATION,
     SCHEMA,
     BuildInputs,
     base_images,
@@ -32,6 +30,7 @@ from matrix.config import load_config
 from matrix.engines.base import BuildRequest
 from matrix.errors import UserError
 from matrix.plan import plan_release
+from matrix.publish.annotations import BUILD_ID_LABEL, BUILD_INPUTS_ANNOTATION
 from matrix.reference import parse_reference
 from matrix.registry import RegistryClient, RegistryError, RetryPolicy, assemble_index
 from tests.support.images import PLATFORMS, push_index

@@ -30,7 +30,7 @@ from pathlib import Path
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 
-from matrix.buildid import base_images
+from matrix.dockerfile import base_images
 from matrix.engines.authfile import auth_file
 from matrix.engines.base import (
     LOG_TAIL,

@@ -16,14 +16,13 @@ from enum import StrEnum
 from typing import Any
 
 from matrix.buildid import (
-    BUILD_ID_LABEL,
     BuildInputs,
     build_id,
     changed_inputs,
     recorded_inputs,
 )
 from matrix.plan import ImageSpec, Plan, TagKind, TagTarget
-from matrix.publish.annotations import KEY_ANNOTATION
+from matrix.publish.annotations import BUILD_ID_LABEL, KEY_ANNOTATION
 from matrix.publish.state import ReleaseState, RemoteImage
 
 
