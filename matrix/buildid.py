@@ -29,7 +29,7 @@ buildx joins its ``--output`` fields with commas and no quoting (``_ANNOTATION_R
 
 (one line, no spaces). It is readable in ``crane manifest`` output, deterministic (no
 compression whose bytes could vary between zlib builds) and round-trips exactly:
-``decode_inputs(encode_inputs(x)) == x.to_record()``. Build arg and label *values*
+``decode_inputs(encode_inputs(r)) == r`` for a record ``r``. Build arg and label *values*
 are recorded by digest, never verbatim, so the registry never holds a build arg's
 value (one named like a secret, say) and the record stays small; the report then
 names the build arg that changed, not its values. ``recorded_inputs`` trusts a
@@ -67,7 +67,7 @@ import stat
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 from urllib.parse import quote, unquote
 
 from matrix.dockerfile import DOCKERFILE, base_images
@@ -166,6 +166,20 @@ def _platform_key(platform: Platform) -> tuple[str, str, str]:
 # -- the inputs and their id -----------------------------------------------------------
 
 
+class InputsRecord(TypedDict):
+    """The inputs as they travel (build jobs' digest files, annotations, publish): what
+    the id digests, build arg and label values by digest. `BuildInputs.to_record`
+    makes one; `decode_inputs` reads one back."""
+
+    schema: int
+    dockerfile: str
+    context: dict[str, str]
+    build_args: dict[str, str]
+    labels: dict[str, str]
+    platforms: list[str]
+    bases: dict[str, dict[str, str]]
+
+
 @dataclass(frozen=True)
 class BuildInputs:
     """Everything that decides an image's content; see the module's docstring.
@@ -207,7 +221,7 @@ class BuildInputs:
             {base: dict(sorted(d.items())) for base, d in sorted(self.base_digests.items())},
         )
 
-    def to_record(self) -> dict[str, Any]:
+    def to_record(self) -> InputsRecord:
         """The JSON-ready record the id is computed from (values of build args and
         labels by digest), as ``decode_inputs`` gives it back."""
         return {
@@ -222,12 +236,11 @@ class BuildInputs:
 
     @property
     def id(self) -> str:
-        return build_id(self)
+        return build_id(self.to_record())
 
 
-def build_id(inputs: BuildInputs | Mapping[str, Any]) -> str:
-    """``sha256:<hex>`` of the canonical JSON of the inputs (or of their record)."""
-    record = inputs.to_record() if isinstance(inputs, BuildInputs) else inputs
+def build_id(record: InputsRecord) -> str:
+    """``sha256:<hex>`` of the canonical JSON of the inputs' record."""
     canonical = json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -328,14 +341,13 @@ def _text_digest(text: str) -> str:
 # -- in the registry, and what changed --------------------------------------------------
 
 
-def build_annotations(inputs: BuildInputs | Mapping[str, Any]) -> dict[str, str]:
+def build_annotations(record: InputsRecord) -> dict[str, str]:
     """The annotations that carry the id and the inputs (none holds a comma or space)."""
-    return {BUILD_ID_LABEL: build_id(inputs), BUILD_INPUTS_ANNOTATION: encode_inputs(inputs)}
+    return {BUILD_ID_LABEL: build_id(record), BUILD_INPUTS_ANNOTATION: encode_inputs(record)}
 
 
-def encode_inputs(inputs: BuildInputs | Mapping[str, Any]) -> str:
+def encode_inputs(record: InputsRecord) -> str:
     """The record as one annotation value: ``;``-separated entries, names percent-encoded."""
-    record = inputs.to_record() if isinstance(inputs, BuildInputs) else inputs
     entries = [f"v={record['schema']}", f"dockerfile={record['dockerfile']}"]
     entries += [f"file:{_name(path)}={d}" for path, d in sorted(record["context"].items())]
     entries += [f"arg:{_name(name)}={d}" for name, d in sorted(record["build_args"].items())]
@@ -346,7 +358,7 @@ def encode_inputs(inputs: BuildInputs | Mapping[str, Any]) -> str:
     return ";".join(entries)
 
 
-def decode_inputs(text: str) -> dict[str, Any]:
+def decode_inputs(text: str) -> InputsRecord:
     """The record ``encode_inputs`` wrote; ValueError for anything else."""
     if len(text) > _MAX_RECORD:
         raise ValueError("build inputs record too long")
@@ -384,10 +396,10 @@ def decode_inputs(text: str) -> dict[str, Any]:
             raise ValueError(f"unknown build inputs entry {entry!r}")
     if "schema" not in record or "dockerfile" not in record:
         raise ValueError("build inputs record without schema or Dockerfile")
-    return record
+    return record  # type: ignore[return-value]  # every key is there, as checked
 
 
-def recorded_inputs(annotations: Mapping[str, str]) -> dict[str, Any] | None:
+def recorded_inputs(annotations: Mapping[str, str]) -> InputsRecord | None:
     """The inputs record among an image's annotations, if it is there, readable and
     hashes to the build id next to it; None otherwise (an older or foreign image)."""
     text = annotations.get(BUILD_INPUTS_ANNOTATION)
@@ -401,15 +413,11 @@ def recorded_inputs(annotations: Mapping[str, str]) -> dict[str, Any] | None:
     return record if build_id(record) == build else None
 
 
-def changed_inputs(
-    old: Mapping[str, Any] | BuildInputs, new: Mapping[str, Any] | BuildInputs
-) -> list[str]:
-    """What differs between an earlier record (``to_record``/``decode_inputs``) and
-    ``new``, one phrase per input, for a report: ``Dockerfile``, ``context file X``,
+def changed_inputs(before: Mapping[str, Any], after: InputsRecord) -> list[str]:
+    """What differs between an earlier record ``before`` (of any schema) and
+    ``after``, one phrase per input, for a report: ``Dockerfile``, ``context file X``,
     ``build arg X``, ``label X``, ``platforms: a -> b``,
     ``base docker.io/library/python:3.12-slim linux/arm64: sha256:… -> sha256:…``."""
-    before = old.to_record() if isinstance(old, BuildInputs) else old
-    after = new.to_record() if isinstance(new, BuildInputs) else new
     if before.get("schema") != after["schema"]:
         return [f"build id schema {before.get('schema')} -> {after['schema']}"]
     changes = []

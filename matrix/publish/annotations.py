@@ -12,10 +12,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-    from typing import Any
-
-    from matrix.buildid import BuildInputs
+    from matrix.buildid import InputsRecord
     from matrix.engines.base import BuildRequest
     from matrix.plan import ImageSpec, Plan
 
@@ -32,7 +29,7 @@ PINS_ANNOTATION = "io.prefect.matrix.lock-pins"
 
 
 def annotations_for(
-    plan: Plan, spec: ImageSpec, inputs: BuildInputs | Mapping[str, Any] | None = None
+    plan: Plan, spec: ImageSpec, inputs: InputsRecord | None = None
 ) -> dict[str, str]:
     """The annotations of ``spec``'s full tag: version, commit, image key and, when
     known, the build id and its inputs."""
@@ -47,7 +44,7 @@ def annotations_for(
 
 
 def with_build_id(
-    plan: Plan, spec: ImageSpec, request: BuildRequest, inputs: BuildInputs | Mapping[str, Any]
+    plan: Plan, spec: ImageSpec, request: BuildRequest, inputs: InputsRecord
 ) -> BuildRequest:
     """``request`` labelled with its build id and annotated as its full tag is."""
     from matrix.buildid import build_id

@@ -18,7 +18,7 @@ from matrix.errors import BuildError, UserError
 from matrix.publish.annotations import annotations_for, with_build_id
 
 if TYPE_CHECKING:
-    from matrix.buildid import BuildInputs
+    from matrix.buildid import InputsRecord
     from matrix.config import LoadedConfig
     from matrix.engines.base import BuildRequest, BuildResult
     from matrix.plan import ImageSpec, Plan
@@ -62,7 +62,7 @@ def plan_inputs(
     contexts: Mapping[str, Path],
     build: BuildSettings,
     labels: Mapping[str, str] | None = None,
-) -> dict[str, BuildInputs]:
+) -> dict[str, InputsRecord]:
     """Image key -> build inputs of every image of ``plan``, the bases' digests read
     from their registries (through the base mirrors). Each image's bases are resolved
     for all its planned platforms, so jobs that build its platforms apart record the
@@ -70,7 +70,8 @@ def plan_inputs(
     from matrix.buildid import gather_many
 
     wanted = [(s.key, contexts[s.key], s.build_args, s.platforms) for s in plan.images]
-    return gather_many(client, wanted, labels, build.image_sources.base_mirrors)
+    gathered = gather_many(client, wanted, labels, build.image_sources.base_mirrors)
+    return {key: inputs.to_record() for key, inputs in gathered.items()}
 
 
 def make_engine(build: BuildSettings, registries: Registries, client: RegistryClient | None = None):
@@ -123,7 +124,7 @@ class BuildJob:
 
     engine: Any
     requests: list[BuildRequest]
-    inputs: dict[str, BuildInputs]
+    inputs: dict[str, InputsRecord]
     digests_out: Path | None
 
     def calls(self) -> list[str]:
@@ -169,7 +170,7 @@ def build_job(
         if context.lock is not None:
             _progress(f"{context.key}: {context.describe_lock()}")
     requests = _with_lock_annotations(requests, rendered)
-    inputs: dict[str, BuildInputs] = {}
+    inputs: dict[str, InputsRecord] = {}
     if build.push_by_digest and not dry_run:
         # What publish --digests needs to label the image and judge it next time.
         inputs = plan_inputs(client, plan, contexts, build, build.labels)
@@ -185,7 +186,7 @@ def engine_builder(
     build: BuildSettings,
     registries: Registries,
     earlier: Mapping[str, RemoteImage | None],
-) -> tuple[ImageBuilder, dict[str, BuildInputs]]:
+) -> tuple[ImageBuilder, dict[str, InputsRecord]]:
     """Render every image's context and work out its build inputs (the bases' digests
     read from their registries); the builder then builds and pushes one image to its
     full tag only, labelled and annotated with its build id. ``earlier``: what the
@@ -227,7 +228,7 @@ def engine_builder(
 
 def digest_merger(
     client: RegistryClient, plan: Plan, registry: str, folder: Path
-) -> tuple[ImageBuilder, dict[str, dict[str, Any]]]:
+) -> tuple[ImageBuilder, dict[str, InputsRecord]]:
     """Assemble each image's index from the per-platform digests found in ``folder``;
     the build inputs the build jobs recorded there go into the index's annotations."""
     from matrix.publish.digests import image_inputs, read_digests

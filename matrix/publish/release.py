@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from matrix.errors import UserError
 from matrix.publish.build import digest_merger, engine_builder
@@ -29,11 +29,12 @@ from matrix.settings import REFRESH, PublishSettings, ReleaseSelection
 if TYPE_CHECKING:
     from packaging.version import Version
 
+    from matrix.buildid import InputsRecord
     from matrix.config import LoadedConfig
     from matrix.plan import Plan
 
 Confirm = Callable[[PublishReport], None]
-Inputs = Mapping[str, Any]  # image key -> its build inputs
+Inputs = Mapping[str, "InputsRecord"]  # image key -> its build inputs
 # What builds an image, made from the images the primary holds under their full tags.
 Builders = Callable[[Mapping[str, "RemoteImage | None"]], tuple[ImageBuilder, Inputs]]
 

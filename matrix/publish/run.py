@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from matrix.buildid import InputsRecord
 from matrix.errors import UserError
 from matrix.plan import ImageSpec, Plan, TagTarget
 from matrix.publish.reconcile import (
@@ -24,7 +25,6 @@ from matrix.publish.reconcile import (
     TO_BUILD,
     Action,
     Change,
-    Inputs,
     change_to_dict,
     conflicts,
     is_build_of,
@@ -188,7 +188,7 @@ def publish(
     build_image: ImageBuilder,
     *,
     mirrors: Sequence[str] = (),
-    inputs: Mapping[str, Inputs] | None = None,
+    inputs: Mapping[str, InputsRecord] | None = None,
     policy: Policy | None = None,
     merge: bool = False,
     refresh: bool = False,
@@ -275,7 +275,7 @@ def decide(
     observation: Observation,
     policy: Policy = PUBLISH,
     *,
-    inputs: Mapping[str, Inputs] | None = None,
+    inputs: Mapping[str, InputsRecord] | None = None,
     merge: bool = False,
 ) -> Decision:
     """What every tag needs and the steps that do it; raises, changing nothing, on a
