@@ -116,7 +116,7 @@ def resolve_bases(
     lacks is a UserError naming base and platform. With ``mirrors``, a base is read
     from its registry's mirror and recorded under its own name.
     """
-    wanted = [(platform, _platform_key(_parse_platform(platform))) for platform in platforms]
+    wanted = [(platform, _parse_platform(platform).normalized()) for platform in platforms]
     refs = list(dict.fromkeys(base_reference(image) for image in images))
 
     def resolve(ref: ImageReference) -> dict[str, str]:
@@ -126,7 +126,7 @@ def resolve_bases(
         entries = [entry for entry in children(parse_manifest(manifest.content)) if entry.platform]
         found = {}
         for platform, key in wanted:
-            match = next((e for e in entries if _platform_key(e.platform) == key), None)
+            match = next((e for e in entries if e.platform.normalized() == key), None)
             if match is None:
                 offered = sorted({str(e.platform) for e in entries if e.platform.os != "unknown"})
                 raise UserError(
@@ -145,22 +145,6 @@ def _parse_platform(text: str) -> Platform:
         return Platform.parse(text)
     except ValueError as error:
         raise UserError(str(error)) from None
-
-
-def _platform_key(platform: Platform) -> tuple[str, str, str]:
-    """os, architecture and variant as containerd compares them (arm64 is arm64/v8)."""
-    os_name = platform.os.lower()
-    architecture = platform.architecture.lower()
-    variant = (platform.variant or "").lower()
-    architecture = {"aarch64": "arm64", "x86_64": "amd64", "x86-64": "amd64"}.get(
-        architecture, architecture
-    )
-    # Each architecture's default variant is the same as naming none.
-    if variant == {"arm64": "v8", "amd64": "v1"}.get(architecture):
-        variant = ""
-    elif architecture == "arm" and not variant:
-        variant = "v7"
-    return os_name, architecture, variant
 
 
 # -- the inputs and their id -----------------------------------------------------------

@@ -49,6 +49,7 @@ from packaging.version import Version
 
 from matrix.errors import UserError
 from matrix.index import DEFAULT_INDEX_URL, Index, upload_time
+from matrix.platform import Platform
 from matrix.publish.annotations import PINS_ANNOTATION, RESOLVED_AS_OF
 
 if TYPE_CHECKING:
@@ -100,7 +101,10 @@ class ImageLock:
 
 def arch(platform: str) -> str:
     """Docker's TARGETARCH of ``os/arch[/variant]``; a UserError for one uv cannot lock."""
-    name = platform.split("/")[1] if platform.count("/") >= 1 else ""
+    try:
+        name = Platform.parse(platform).architecture
+    except ValueError:
+        name = ""
     if name not in _ARCHES:
         raise UserError(f"cannot lock for {platform}: matrix locks {', '.join(_ARCHES)} only")
     return name

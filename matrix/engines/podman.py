@@ -44,7 +44,7 @@ from matrix.engines.base import (
 )
 from matrix.engines.mirrors import BaseMirrors
 from matrix.errors import UserError
-from matrix.platform import slug
+from matrix.platform import Platform, slug
 from matrix.reference import parse_reference
 from matrix.registry import RegistryClient, RegistryError, RegistryHosts
 from matrix.registry.layout import image_platform, push_layout
@@ -242,7 +242,9 @@ class PodmanEngine:
                 call.invoke(self.client)
             # The trap this guards against: podman silently leaving out a platform.
             local = steps.inspect.invoke(self.client)
-            _check_platforms(request, {_platform(m.platform) for m in local.manifests}, "the list")
+            _check_platforms(
+                request, {_platform_of(m.platform) for m in local.manifests}, "the list"
+            )
             if not request.push:
                 return BuildResult(request.key, tags=(self.local_list(request),))
             digest = None
@@ -259,7 +261,8 @@ class PodmanEngine:
             # Not pushed.get("mediaType"): podman shows an OCI index as a Docker list.
             media_type=None,
             platform_digests={
-                _platform_of(entry["platform"]): entry["digest"] for entry in pushed["manifests"]
+                str(Platform.from_json(entry["platform"])): entry["digest"]
+                for entry in pushed["manifests"]
             },
             tags=request.tags,
         )
@@ -329,7 +332,7 @@ class PodmanEngine:
             raise BuildFailed(request.key, f"reading back {ref} failed: {error}") from None
         _check_platforms(
             request,
-            {_platform_of(entry["platform"]) for entry in pushed.get("manifests", [])},
+            {str(Platform.from_json(e["platform"])) for e in pushed.get("manifests", [])},
             f"the pushed index {digest}",
         )
         return pushed
@@ -445,15 +448,9 @@ def _check_platforms(request: BuildRequest, found: set[str], where: str) -> None
         )
 
 
-def _platform(platform) -> str:
+def _platform_of(platform) -> str:
     """os/arch[/variant] of a python-on-whales ManifestPlatform."""
-    parts = [platform.os, platform.architecture, platform.variant]
-    return "/".join(part for part in parts if part)
-
-
-def _platform_of(entry: dict) -> str:
-    parts = [entry.get("os"), entry.get("architecture"), entry.get("variant")]
-    return "/".join(part for part in parts if part)
+    return str(Platform(platform.os or "", platform.architecture or "", platform.variant))
 
 
 def _registry_host(request: BuildRequest) -> str:
