@@ -92,9 +92,10 @@ def publish_lines(client: RegistryClient, path: Path, host: str, n: int, lines: 
         version = f"2.{minor}.0"
         plan = plan_release(loaded, version, commit=f"{minor:07x}abc", known=known)
         contexts = {c.key: c.path for c in render_plan(plan, loaded, path.parent / version)}
-        inputs = gather_many(
+        gathered = gather_many(
             client, [(s.key, contexts[s.key], s.build_args, s.platforms) for s in plan.images]
         )
+        inputs = {key: found.to_record() for key, found in gathered.items()}
 
         def build(spec, plan=plan, inputs=inputs):
             push_index(

@@ -29,7 +29,7 @@ buildx joins its ``--output`` fields with commas and no quoting (``_ANNOTATION_R
 
 (one line, no spaces). It is readable in ``crane manifest`` output, deterministic (no
 compression whose bytes could vary between zlib builds) and round-trips exactly:
-``decode_inputs(encode_inputs(x)) == x.to_record()``. Build arg and label *values*
+``decode_inputs(encode_inputs(r)) == r`` for a record ``r``. Build arg and label *values*
 are recorded by digest, never verbatim, so the registry never holds a build arg's
 value (one named like a secret, say) and the record stays small; the report then
 names the build arg that changed, not its values. ``recorded_inputs`` trusts a
@@ -51,28 +51,15 @@ Decisions
 * An index gives a digest per platform. A plain image manifest names one image whose
   platform only its config blob knows; it is recorded for every platform (it cannot be
   told apart without reading a blob, and a build for a platform it lacks fails anyway).
-* ``FROM --platform=…`` is read and set aside: bases are resolved for each *target*
-  platform. A stage pinned to another platform (``--platform=$BUILDPLATFORM``) is still
-  recorded for the target platforms; none of matrix's templates pins one.
-* Only what docker itself offers a ``FROM`` line is used to expand it: ``ARG``
-  declared before the first ``FROM`` (their defaults, or the build arg of the same
-  name). A build arg that no such ``ARG`` declares does not reach ``FROM``, as in
-  docker. The platform args BuildKit adds (``TARGETARCH``…) would name a different
-  base per platform and are refused.
-* The Dockerfile is read by dockerfile-parse (``DockerfileParser``: its ``structure``
-  for instructions and lines, its ``parent_images`` for the expanded ``FROM``). matrix
-  adds only what its answer lacks: stages and ``scratch`` are left out, heredoc bodies
-  (which it reads as instructions) are skipped, and what it would read wrong is a
-  UserError naming the line: a variable without a value (it would substitute
-  nothing), ``${NAME:-x}`` and the other shell forms (it knows ``$NAME`` and
-  ``${NAME}`` only), a variable inside an ``ARG`` default (it takes defaults as
-  written), an unterminated quote, words after the image.
+* ``FROM --platform=…`` is read and set aside (`matrix.dockerfile` reads ``FROM``):
+  bases are resolved for each *target* platform. A stage pinned to another platform
+  (``--platform=$BUILDPLATFORM``) is still recorded for the target platforms; none of
+  matrix's templates pins one.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import re
@@ -80,14 +67,12 @@ import stat
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 from urllib.parse import quote, unquote
 
-from dockerfile_parse import DockerfileParser
-from dockerfile_parse.parser import image_from
-from dockerfile_parse.util import WordSplitter
-
-from matrix.errors import InvalidReference, UserError
+from matrix.dockerfile import DOCKERFILE, base_images
+from matrix.errors import UserError
+from matrix.publish.annotations import BUILD_ID_LABEL, BUILD_INPUTS_ANNOTATION
 from matrix.reference import ImageReference, parse_reference
 from matrix.registry.manifests import INDEX_TYPES, Platform, children, parse_manifest
 
@@ -95,201 +80,14 @@ if TYPE_CHECKING:
     from matrix.engines.mirrors import BaseMirrors
     from matrix.registry import RegistryClient
 
-BUILD_ID_LABEL = "io.prefect.matrix.build-id"
-BUILD_INPUTS_ANNOTATION = "io.prefect.matrix.build-inputs"
 # Bumped when the record's shape or meaning changes: every id changes with it.
 SCHEMA = 1
-DOCKERFILE = "Dockerfile"
-SCRATCH = "scratch"
 
 _DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
-_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-# A ${ that is not ${NAME}: ${NAME:-x}, ${NAME%x}, an unterminated ${NAME...
-_SUBSTITUTION_RE = re.compile(r"\$\{(?![A-Za-z0-9_]+\})")
-_PLATFORM_FLAG_RE = re.compile(r"--platform=\S+", re.IGNORECASE)
-# A word that opens a heredoc, as BuildKit reads it: [n]<<[-]NAME, NAME maybe quoted.
-_HEREDOC_RE = re.compile(r"\d*<<(-?)([^<]+)")
-_HEREDOC_INSTRUCTIONS = frozenset({"RUN", "COPY", "ADD"})
-# BuildKit defines these in the global scope; each differs per platform.
-_PLATFORM_ARGS = frozenset(
-    f"{scope}{part}"
-    for scope in ("BUILD", "TARGET")
-    for part in ("PLATFORM", "OS", "ARCH", "VARIANT")
-)
 # Characters a name keeps as they are in the inputs annotation; everything else
 # (`;`, `=`, `+`, `,`, `%`, spaces, quotes, non-ASCII...) is percent-encoded.
 _SAFE_IN_NAME = "/:.@_-"
 _MAX_RECORD = 64 * 1024
-
-
-# -- FROM lines -----------------------------------------------------------------------
-# dockerfile-parse reads the file; below is only what its answer lacks for us (see the
-# module's docstring).
-
-
-class _Where:
-    """Names an instruction (an entry of ``DockerfileParser.structure``) in errors."""
-
-    def __init__(self, name: str, entry: Mapping[str, Any]) -> None:
-        self.name = name
-        self.entry = entry
-
-    def error(self, reason: str) -> UserError:
-        entry = self.entry
-        text = " ".join(f"{entry['instruction']} {entry['value']}".split())
-        return UserError(f"{self.name} line {entry['startline'] + 1}: {text}: {reason}")
-
-
-class _Lookups(dict):
-    """An empty ``args`` for the library's WordSplitter that remembers each name asked
-    for: the variables a word refers to, by the library's own quoting rules."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.names: list[str] = []
-
-    def __contains__(self, name: object) -> bool:
-        self.names.append(str(name))
-        return False
-
-
-def base_images(
-    dockerfile: str, build_args: Mapping[str, str], *, name: str = DOCKERFILE
-) -> list[str]:
-    """The external images the ``FROM`` lines of ``dockerfile`` name, in order, once each.
-
-    Variables are expanded as docker expands them in ``FROM``: from the ``ARG``
-    declared before the first ``FROM`` (a build arg of the same name wins over the
-    default). ``scratch`` and the names of earlier stages are not images. ``name``
-    is what error messages call the file (a UserError names its line).
-    """
-    parser = DockerfileParser(
-        fileobj=io.BytesIO(dockerfile.encode()), build_args=dict(build_args), env_replace=True
-    )
-    entries = parser.structure
-    declared = _global_args(entries, build_args, name)
-    in_heredoc = _heredoc_lines(entries, parser.lines)
-    # One per FROM that names anything (heredoc lines included), in order.
-    expanded = iter(parser.parent_images)
-    stages: set[str] = set()
-    images: list[str] = []
-    for entry in entries:
-        if entry["instruction"] != "FROM":
-            continue
-        image = next(expanded) if image_from(entry["value"])[0] is not None else ""
-        if entry["startline"] in in_heredoc:
-            continue
-        where = _Where(name, entry)
-        word, stage = _from(where)
-        variables = _variables(word, declared, where)
-        if not image:
-            raise where.error("the image name expands to nothing")
-        if image.lower() != SCRATCH and image.lower() not in stages and image not in images:
-            try:
-                parse_reference(image)
-            except InvalidReference as error:
-                hint = ""
-                if "$" in image and variables:
-                    hint = " (a variable's value holds a $: ARG defaults are not expanded)"
-                raise where.error(f"{error}{hint}") from None
-            images.append(image)
-        if stage:
-            stages.add(stage.lower())
-    return images
-
-
-def _global_args(
-    entries: Sequence[Mapping[str, Any]], build_args: Mapping[str, str], name: str
-) -> dict[str, bool]:
-    """The ``ARG`` declared before the first ``FROM``, the only variables ``FROM`` sees,
-    each with whether it has a value (a default, or a build arg of its name)."""
-    declared: dict[str, bool] = {}
-    for entry in entries:
-        if entry["instruction"] == "FROM":
-            break
-        if entry["instruction"] != "ARG":
-            continue
-        where = _Where(name, entry)
-        words = list(WordSplitter(entry["value"]).split(dequote=False))
-        if not words:
-            raise where.error("ARG names no variable")
-        if len(words) > 1 and not all("=" in word for word in words):
-            # The library reads `ARG A B` as A="B" (ENV's old form) and fails on `ARG A=1 B`.
-            raise where.error("declare each variable without a default on its own ARG line")
-        for word in words:
-            variable, equals, _ = word.partition("=")
-            if not _NAME_RE.fullmatch(variable):
-                raise where.error(f"{variable!r} is not a valid ARG name")
-            declared[variable] = bool(equals) or variable in build_args
-    return declared
-
-
-def _heredoc_lines(entries: Sequence[Mapping[str, Any]], lines: Sequence[str]) -> set[int]:
-    """The lines (from 0) of heredoc bodies (``RUN <<EOF`` … ``EOF``), which the library
-    reads as instructions. A heredoc is a word ``[n]<<[-]NAME`` as BuildKit reads it."""
-    inside: set[int] = set()
-    for entry in entries:
-        if entry["instruction"] not in _HEREDOC_INSTRUCTIONS or entry["startline"] in inside:
-            continue
-        line = entry["endline"] + 1
-        for word in WordSplitter(entry["value"]).split(dequote=False):
-            match = _HEREDOC_RE.fullmatch(word)
-            if not match:
-                continue
-            end = WordSplitter(match[2]).dequote()
-            while line < len(lines):
-                text = lines[line].rstrip()
-                inside.add(line)
-                line += 1
-                if (text.lstrip("\t") if match[1] else text) == end:
-                    break
-    return inside
-
-
-def _from(where: _Where) -> tuple[str, str | None]:
-    """``FROM [--platform=P] image [AS name]``: the image as written, and the stage name.
-    The library takes the first word as the image and ignores what follows it unless it
-    is ``AS name``; docker refuses such lines, and so does this."""
-    value = where.entry["value"]
-    if _SUBSTITUTION_RE.search(value):
-        raise where.error(
-            "unsupported substitution or unterminated ${: FROM takes only $NAME and ${NAME}, "
-            "not ${NAME:-default} and the like"
-        )
-    image, stage = image_from(value)
-    words = list(WordSplitter(value).split(dequote=False))
-    if words and _PLATFORM_FLAG_RE.fullmatch(words[0]):
-        words.pop(0)
-    if words and words[0].startswith("--"):
-        raise where.error(f"unknown flag {words[0].partition('=')[0]} (FROM takes --platform=)")
-    wanted = [image] if stage is None else [image, "AS", stage]
-    if image is None or [w.upper() for w in words] != [w.upper() for w in wanted]:
-        raise where.error("expected FROM [--platform=…] image [AS name]")
-    return image, stage
-
-
-def _variables(word: str, declared: Mapping[str, bool], where: _Where) -> list[str]:
-    """The variables ``word`` refers to; a UserError for any without a value."""
-    lookups = _Lookups()
-    splitter = WordSplitter(word, args=lookups)
-    splitter.dequote()
-    if splitter.quotes:
-        raise where.error(f"unterminated {splitter.quotes} quote")
-    for variable in lookups.names:
-        if not variable:
-            raise where.error("a $ that names no variable")
-        if not declared.get(variable):
-            raise where.error(_unset(variable))
-    return lookups.names
-
-
-def _unset(name: str) -> str:
-    if name in _PLATFORM_ARGS:
-        return f"${name} differs per platform: matrix names one base image per FROM line"
-    return (
-        f"${name} has no value (declare it with an ARG before the first FROM, "
-        "with a default or a build arg of that name)"
-    )
 
 
 # -- base digests from the registry ----------------------------------------------------
@@ -318,7 +116,7 @@ def resolve_bases(
     lacks is a UserError naming base and platform. With ``mirrors``, a base is read
     from its registry's mirror and recorded under its own name.
     """
-    wanted = [(platform, _platform_key(_parse_platform(platform))) for platform in platforms]
+    wanted = [(platform, _parse_platform(platform).normalized()) for platform in platforms]
     refs = list(dict.fromkeys(base_reference(image) for image in images))
 
     def resolve(ref: ImageReference) -> dict[str, str]:
@@ -328,7 +126,7 @@ def resolve_bases(
         entries = [entry for entry in children(parse_manifest(manifest.content)) if entry.platform]
         found = {}
         for platform, key in wanted:
-            match = next((e for e in entries if _platform_key(e.platform) == key), None)
+            match = next((e for e in entries if e.platform.normalized() == key), None)
             if match is None:
                 offered = sorted({str(e.platform) for e in entries if e.platform.os != "unknown"})
                 raise UserError(
@@ -349,23 +147,21 @@ def _parse_platform(text: str) -> Platform:
         raise UserError(str(error)) from None
 
 
-def _platform_key(platform: Platform) -> tuple[str, str, str]:
-    """os, architecture and variant as containerd compares them (arm64 is arm64/v8)."""
-    os_name = platform.os.lower()
-    architecture = platform.architecture.lower()
-    variant = (platform.variant or "").lower()
-    architecture = {"aarch64": "arm64", "x86_64": "amd64", "x86-64": "amd64"}.get(
-        architecture, architecture
-    )
-    # Each architecture's default variant is the same as naming none.
-    if variant == {"arm64": "v8", "amd64": "v1"}.get(architecture):
-        variant = ""
-    elif architecture == "arm" and not variant:
-        variant = "v7"
-    return os_name, architecture, variant
-
-
 # -- the inputs and their id -----------------------------------------------------------
+
+
+class InputsRecord(TypedDict):
+    """The inputs as they travel (build jobs' digest files, annotations, publish): what
+    the id digests, build arg and label values by digest. `BuildInputs.to_record`
+    makes one; `decode_inputs` reads one back."""
+
+    schema: int
+    dockerfile: str
+    context: dict[str, str]
+    build_args: dict[str, str]
+    labels: dict[str, str]
+    platforms: list[str]
+    bases: dict[str, dict[str, str]]
 
 
 @dataclass(frozen=True)
@@ -409,7 +205,7 @@ class BuildInputs:
             {base: dict(sorted(d.items())) for base, d in sorted(self.base_digests.items())},
         )
 
-    def to_record(self) -> dict[str, Any]:
+    def to_record(self) -> InputsRecord:
         """The JSON-ready record the id is computed from (values of build args and
         labels by digest), as ``decode_inputs`` gives it back."""
         return {
@@ -424,12 +220,11 @@ class BuildInputs:
 
     @property
     def id(self) -> str:
-        return build_id(self)
+        return build_id(self.to_record())
 
 
-def build_id(inputs: BuildInputs | Mapping[str, Any]) -> str:
-    """``sha256:<hex>`` of the canonical JSON of the inputs (or of their record)."""
-    record = inputs.to_record() if isinstance(inputs, BuildInputs) else inputs
+def build_id(record: InputsRecord) -> str:
+    """``sha256:<hex>`` of the canonical JSON of the inputs' record."""
     canonical = json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -530,14 +325,13 @@ def _text_digest(text: str) -> str:
 # -- in the registry, and what changed --------------------------------------------------
 
 
-def build_annotations(inputs: BuildInputs | Mapping[str, Any]) -> dict[str, str]:
+def build_annotations(record: InputsRecord) -> dict[str, str]:
     """The annotations that carry the id and the inputs (none holds a comma or space)."""
-    return {BUILD_ID_LABEL: build_id(inputs), BUILD_INPUTS_ANNOTATION: encode_inputs(inputs)}
+    return {BUILD_ID_LABEL: build_id(record), BUILD_INPUTS_ANNOTATION: encode_inputs(record)}
 
 
-def encode_inputs(inputs: BuildInputs | Mapping[str, Any]) -> str:
+def encode_inputs(record: InputsRecord) -> str:
     """The record as one annotation value: ``;``-separated entries, names percent-encoded."""
-    record = inputs.to_record() if isinstance(inputs, BuildInputs) else inputs
     entries = [f"v={record['schema']}", f"dockerfile={record['dockerfile']}"]
     entries += [f"file:{_name(path)}={d}" for path, d in sorted(record["context"].items())]
     entries += [f"arg:{_name(name)}={d}" for name, d in sorted(record["build_args"].items())]
@@ -548,7 +342,7 @@ def encode_inputs(inputs: BuildInputs | Mapping[str, Any]) -> str:
     return ";".join(entries)
 
 
-def decode_inputs(text: str) -> dict[str, Any]:
+def decode_inputs(text: str) -> InputsRecord:
     """The record ``encode_inputs`` wrote; ValueError for anything else."""
     if len(text) > _MAX_RECORD:
         raise ValueError("build inputs record too long")
@@ -586,10 +380,10 @@ def decode_inputs(text: str) -> dict[str, Any]:
             raise ValueError(f"unknown build inputs entry {entry!r}")
     if "schema" not in record or "dockerfile" not in record:
         raise ValueError("build inputs record without schema or Dockerfile")
-    return record
+    return record  # type: ignore[return-value]  # every key is there, as checked
 
 
-def recorded_inputs(annotations: Mapping[str, str]) -> dict[str, Any] | None:
+def recorded_inputs(annotations: Mapping[str, str]) -> InputsRecord | None:
     """The inputs record among an image's annotations, if it is there, readable and
     hashes to the build id next to it; None otherwise (an older or foreign image)."""
     text = annotations.get(BUILD_INPUTS_ANNOTATION)
@@ -603,15 +397,11 @@ def recorded_inputs(annotations: Mapping[str, str]) -> dict[str, Any] | None:
     return record if build_id(record) == build else None
 
 
-def changed_inputs(
-    old: Mapping[str, Any] | BuildInputs, new: Mapping[str, Any] | BuildInputs
-) -> list[str]:
-    """What differs between an earlier record (``to_record``/``decode_inputs``) and
-    ``new``, one phrase per input, for a report: ``Dockerfile``, ``context file X``,
+def changed_inputs(before: Mapping[str, Any], after: InputsRecord) -> list[str]:
+    """What differs between an earlier record ``before`` (of any schema) and
+    ``after``, one phrase per input, for a report: ``Dockerfile``, ``context file X``,
     ``build arg X``, ``label X``, ``platforms: a -> b``,
     ``base docker.io/library/python:3.12-slim linux/arm64: sha256:… -> sha256:…``."""
-    before = old.to_record() if isinstance(old, BuildInputs) else old
-    after = new.to_record() if isinstance(new, BuildInputs) else new
     if before.get("schema") != after["schema"]:
         return [f"build id schema {before.get('schema')} -> {after['schema']}"]
     changes = []

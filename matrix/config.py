@@ -28,7 +28,7 @@ from pydantic import (
 
 from matrix.data import find_config
 from matrix.errors import ConfigError, InvalidReference, PlanError, VersionError
-from matrix.reference import parse_reference
+from matrix.reference import check_registry_host, parse_reference
 from matrix.versions import parse_version
 
 _BUILD_ARG_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -74,14 +74,7 @@ def _repository(value: str) -> str:
 
 def registry_host(value: str) -> str:
     """``value`` if it is a registry host[:port] as image references name one."""
-    try:
-        parsed = parse_reference(f"{value}/x")
-    except InvalidReference:
-        parsed = None
-    port = value.rpartition(":")[2] if not value.endswith("]") and ":" in value else None
-    if parsed is None or parsed.registry != value or (port and not 0 < int(port) < 65536):
-        raise ValueError(f"expected a registry host like 'ghcr.io' or 'host:5000', got {value!r}")
-    return value
+    return check_registry_host(value)
 
 
 Python = Annotated[

@@ -49,12 +49,13 @@ from packaging.version import Version
 
 from matrix.errors import UserError
 from matrix.index import DEFAULT_INDEX_URL, Index, upload_time
+from matrix.platform import Platform
+from matrix.publish.annotations import PINS_ANNOTATION, RESOLVED_AS_OF
 
 if TYPE_CHECKING:
     from matrix.config import LoadedConfig
     from matrix.plan import Plan
 
-RESOLVED_AS_OF = "io.prefect.matrix.resolved-as-of"
 INSTALL_FOLDER = "install"
 # Where the Dockerfile puts the context's install folder while it installs.
 IMAGE_INSTALL_FOLDER = "/tmp/matrix-install"
@@ -100,7 +101,10 @@ class ImageLock:
 
 def arch(platform: str) -> str:
     """Docker's TARGETARCH of ``os/arch[/variant]``; a UserError for one uv cannot lock."""
-    name = platform.split("/")[1] if platform.count("/") >= 1 else ""
+    try:
+        name = Platform.parse(platform).architecture
+    except ValueError:
+        name = ""
     if name not in _ARCHES:
         raise UserError(f"cannot lock for {platform}: matrix locks {', '.join(_ARCHES)} only")
     return name
@@ -332,7 +336,6 @@ def lock_changes(old: str, new: str) -> list[str]:
 
 # What an image's locks pin, on the image (an annotation) so that the next build can
 # say what a new lock changes without reading a blob: ``amd64:anyio==3.7.1;...+arm64:...``.
-PINS_ANNOTATION = "io.prefect.matrix.lock-pins"
 
 
 def encode_pins(lock: ImageLock) -> str:
@@ -366,7 +369,9 @@ def changed_pins(annotations: Mapping[str, str], lock: ImageLock) -> list[str]:
 
 
 @dataclass(frozen=True)
-class Cell:
+class LockRequest:
+    """What one image needs locked: its requirements for its Python, on its platforms."""
+
     key: str
     python: str
     platforms: tuple[str, ...]
@@ -377,7 +382,7 @@ class Cell:
 
 @dataclass
 class Locker:
-    """Locks the cells of a plan, each distinct (requirements, python, platform) once."""
+    """Locks the images of a plan, each distinct (requirements, python, platform) once."""
 
     index: Index
     as_of: datetime
@@ -385,39 +390,42 @@ class Locker:
     as_of_source: str = ""
     _done: dict[tuple, str] = field(default_factory=dict)
 
-    def lock_all(self, cells: Sequence[Cell], workers: int = 4) -> dict[str, ImageLock]:
+    def lock_all(self, requests: Sequence[LockRequest], workers: int = 4) -> dict[str, ImageLock]:
         """Image key -> locks. uv mostly waits on the index, so a few resolve at once;
         the result does not depend on their order."""
-        wanted: dict[tuple, tuple[Cell, str]] = {}
-        for cell in cells:
-            for platform in cell.platforms:
-                key = (cell.lines, cell.python, arch(platform))
+        wanted: dict[tuple, tuple[LockRequest, str]] = {}
+        for request in requests:
+            for platform in request.platforms:
+                key = (request.lines, request.python, arch(platform))
                 if key not in self._done:
-                    wanted.setdefault(key, (cell, platform))
+                    wanted.setdefault(key, (request, platform))
 
-        def one(item: tuple[Cell, str]) -> str:
-            cell, platform = item
+        def one(item: tuple[LockRequest, str]) -> str:
+            request, platform = item
             return resolve(
-                cell.lines,
-                cell.python,
+                request.lines,
+                request.python,
                 platform,
                 self.as_of,
                 self.index,
                 dist=self.dist,
-                what=cell.what,
-                pinned=cell.pinned,
+                what=request.what,
+                pinned=request.pinned,
             )
 
         with ThreadPoolExecutor(max_workers=workers) as pool:
             self._done.update(zip(wanted, pool.map(one, wanted.values()), strict=True))
         return {
-            cell.key: ImageLock(
+            request.key: ImageLock(
                 self.as_of,
-                {p: self._done[(cell.lines, cell.python, arch(p))] for p in cell.platforms},
+                {
+                    p: self._done[(request.lines, request.python, arch(p))]
+                    for p in request.platforms
+                },
                 self.dist,
                 self.as_of_source,
             )
-            for cell in cells
+            for request in requests
         }
 
 
@@ -475,7 +483,7 @@ def lock_plan(
                 cutoff = uploaded.replace(microsecond=0) + timedelta(seconds=1)
                 dates[package] = (cutoff, "index")
     lockers: dict[tuple[str, datetime, str], Locker] = {}
-    cells: dict[tuple[str, datetime, str], list[Cell]] = {}
+    requests: dict[tuple[str, datetime, str], list[LockRequest]] = {}
     for spec in specs:
         package = loaded.config.images[spec.image].package
         as_of, source = dates[package]
@@ -486,7 +494,7 @@ def lock_plan(
         tools = ("uv",) if spec.contents.uv else ()
         lines = requirements(package, plan.version, spec.build_args, dists.get(package), tools)
         what = lines[0] if not dists else f"{package} {plan.version} (dist)"
-        cell = Cell(
+        request = LockRequest(
             spec.key,
             spec.python,
             spec.platforms,
@@ -494,10 +502,10 @@ def lock_plan(
             what=what,
             pinned=None if dists else package,
         )
-        cells.setdefault(group, []).append(cell)
+        requests.setdefault(group, []).append(request)
     locked: dict[str, ImageLock] = {}
     for group, locker in lockers.items():
-        locked |= locker.lock_all(cells[group])
+        locked |= locker.lock_all(requests[group])
     return {spec.key: locked[spec.key] for spec in specs}
 
 

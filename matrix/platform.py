@@ -12,6 +12,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+# Other names of an architecture, and the variant that is the same as naming none.
+_ARCHITECTURES = {"aarch64": "arm64", "x86_64": "amd64", "x86-64": "amd64"}
+_DEFAULT_VARIANTS = {"arm64": "v8", "amd64": "v1"}
+
 
 @dataclass(frozen=True, order=True, slots=True)
 class Platform:
@@ -48,6 +52,19 @@ class Platform:
     def short(self) -> str:
         """As tables show it: Linux goes without saying."""
         return str(self).removeprefix("linux/")
+
+    def normalized(self) -> Platform:
+        """As containerd compares platforms: lower case, Docker's architecture names
+        (aarch64 is arm64), and each architecture's default variant as none (arm64 is
+        arm64/v8, arm is arm/v7)."""
+        architecture = self.architecture.lower()
+        architecture = _ARCHITECTURES.get(architecture, architecture)
+        variant = (self.variant or "").lower()
+        if variant == _DEFAULT_VARIANTS.get(architecture):
+            variant = ""
+        elif architecture == "arm" and not variant:
+            variant = "v7"
+        return Platform(self.os.lower(), architecture, variant or None)
 
     def to_json(self) -> dict[str, str]:
         data = {"architecture": self.architecture, "os": self.os}

@@ -10,10 +10,11 @@ No default tag is added: ``tag`` and ``digest`` are None when absent.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass
 
-from matrix.errors import InvalidReference
+from matrix.errors import InvalidReference, UserError
 
 DOCKER_HUB = "docker.io"
 _LEGACY_HUB = "index.docker.io"
@@ -144,3 +145,54 @@ def _split_domain(text: str) -> tuple[str, str]:
     if domain == DOCKER_HUB and "/" not in remainder:
         remainder = f"library/{remainder}"
     return domain, remainder
+
+
+_HOST_LABEL = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+
+
+def check_registry_host(text: str) -> str:
+    """``text`` if it is a registry's HOST[:PORT] as image references name one (a DNS
+    name, an IPv4 address or a bracketed IPv6 one; a port of 1-65535), else a
+    UserError saying what is wrong. The one check of a host, wherever it is given."""
+    problem = _host_problem(text) or _reference_problem(text)
+    if problem:
+        raise UserError(
+            f"expected a registry host like 'ghcr.io' or 'host:5000', got {text!r}, "
+            f"which is not a registry HOST[:PORT]: {problem}"
+        )
+    return text
+
+
+def _reference_problem(text: str) -> str | None:
+    try:
+        named = parse_reference(f"{text}/x").registry
+    except InvalidReference:
+        named = None
+    if named != text:
+        return "an image reference would not take it for a registry (a dot, a port or localhost)"
+    return None
+
+
+def _host_problem(text: str) -> str | None:
+    if text.startswith("["):
+        host, bracket, rest = text[1:].partition("]")
+        if not bracket:
+            return "an IPv6 address needs its closing ]"
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            return f"{host!r} is not an IPv6 address"
+        if rest and not rest.startswith(":"):
+            return "only :PORT may follow the address"
+        port = rest[1:] if rest else None
+    else:
+        host, colon, port_text = text.partition(":")
+        port = port_text if colon else None
+        if "://" in text or "/" in text:
+            return "give the host alone, without scheme or path"
+        labels = host.split(".")
+        if not host or not all(_HOST_LABEL.match(label) for label in labels):
+            return "a host is letters, digits, hyphens and dots"
+    if port is not None and not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
+        return f"the port {port!r} is not a number from 1 to 65535"
+    return None

@@ -22,17 +22,15 @@ from matrix.lock import (
     IMAGE_INSTALL_FOLDER,
     IMAGE_LOCK_PATH,
     INSTALL_FOLDER,
-    PINS_ANNOTATION,
-    RESOLVED_AS_OF,
     ImageLock,
     encode_pins,
     format_as_of,
 )
 from matrix.plan import ImageSpec, Plan
+from matrix.publish.annotations import CREATED_LABEL, PINS_ANNOTATION, RESOLVED_AS_OF
 
 # Files in this folder of the templates directory are copied into every context.
 CONTEXT_FILES = "context"
-CREATED_LABEL = "org.opencontainers.image.created"
 
 # Checked again here although versions.toml is validated on load: these values end
 # up in ARG defaults, LABEL values and pip command lines, where a newline would add

@@ -23,70 +23,44 @@ if TYPE_CHECKING:
 
     from matrix.config import LoadedConfig
     from matrix.plan import Plan
-    from matrix.registry import RegistryClient
-    from matrix.registry.ratelimit import RateLimit
+    from matrix.registry import RegistryClient, RegistryHost, RegistryHosts
     from matrix.render import ImageSources
 
 ENGINES = ("buildx", "podman")
-CREDENTIALS = (
-    "$MATRIX_REGISTRY_USERNAME and $MATRIX_REGISTRY_PASSWORD, else $DOCKER_AUTH_CONFIG, "
-    "else docker's config.json and its credential helpers"
-)
 
 
-@dataclass(frozen=True)
-class RegistrySettings:
-    """How to reach one registry."""
+def _default_hosts() -> RegistryHosts:
+    from matrix.registry.hosts import RegistryHosts
 
-    host: str  # as image references name it: docker.io, ghcr.io, 127.0.0.1:5000
-    endpoint: str  # where its API answers
-    plain_http: bool  # loopback or named insecure; everything else is verified TLS
-    rate_limit: RateLimit | None  # the pacing assumed until its answers say more
-    credentials: str = CREDENTIALS  # where they are looked up (at first use, never stored)
-
-    @classmethod
-    def of(cls, host: str, insecure: Collection[str] = ()) -> RegistrySettings:
-        from matrix.registry.client import DEFAULT_ENDPOINTS, is_loopback
-        from matrix.registry.ratelimit import DEFAULT_RATE_LIMITS
-
-        endpoint = DEFAULT_ENDPOINTS.get(host, host)
-        return cls(
-            host,
-            endpoint,
-            plain_http=is_loopback(endpoint) or host in insecure,
-            rate_limit=DEFAULT_RATE_LIMITS.get(host),
-        )
+    return RegistryHosts()
 
 
 @dataclass(frozen=True)
 class Registries:
     """The registry a run writes to (or reads), the mirrors named on the command line,
-    and every host to talk plain HTTP to."""
+    and the one table of host records (`matrix.registry.hosts`) every reader and
+    writer of the run, the engines included, reaches a registry by."""
 
-    target: RegistrySettings
-    named_mirrors: tuple[RegistrySettings, ...] = ()
-    insecure: frozenset[str] = frozenset()
+    target: RegistryHost
+    named_mirrors: tuple[RegistryHost, ...] = ()
+    hosts: RegistryHosts = field(default_factory=_default_hosts)
     # Whether the target is versions.toml's own registry: its mirrors then apply too.
     configured: bool = True
 
-    def mirrors(self, plan: Plan) -> tuple[RegistrySettings, ...]:
+    def mirrors(self, plan: Plan) -> tuple[RegistryHost, ...]:
         """The line's mirrors (when the target is versions.toml's registry) and the named
         ones, without the target, each once."""
         # versions.toml's mirrors go with its registry: a run against another registry
         # (a local one, say) copies to nothing but the mirrors it names.
         configured = plan.mirrors if self.configured and plan.registry == self.target.host else ()
         hosts = dict.fromkeys([*configured, *(m.host for m in self.named_mirrors)])
-        return tuple(self.registry(host) for host in hosts if host != self.target.host)
-
-    def registry(self, host: str) -> RegistrySettings:
-        return RegistrySettings.of(host, self.insecure)
+        return tuple(self.hosts[host] for host in hosts if host != self.target.host)
 
     def client(self) -> RegistryClient:
-        """A registry client that talks plain HTTP exactly where these settings say."""
+        """The run's registry client, reaching every host by its record."""
         from matrix.registry import RegistryClient
 
-        plain = {r.host for r in (self.target, *self.named_mirrors) if r.plain_http}
-        return RegistryClient(insecure_registries=sorted(self.insecure | plain))
+        return RegistryClient(hosts=self.hosts)
 
 
 def registries(
@@ -98,21 +72,20 @@ def registries(
 ) -> Registries:
     """The target is ``registry`` (the command line), else versions.toml's ``registry``
     (docker.io unless it says otherwise): the one place that default is decided."""
-    from matrix.config import registry_host
+    from matrix.registry import RegistryHosts, check_registry_host
 
-    checked = []
     for flag, hosts in (("--registry", [registry] if registry else []), ("--mirror", mirrors)):
         for host in hosts:
             try:
-                checked.append(registry_host(host))
+                check_registry_host(host)
             except ValueError as error:
                 raise UserError(f"{flag}: {error}") from None
     default = loaded.config.registry if loaded is not None else "docker.io"
-    named_insecure = frozenset(insecure)
+    table = RegistryHosts.of(insecure=insecure)
     return Registries(
-        target=RegistrySettings.of(registry or default, named_insecure),
-        named_mirrors=tuple(RegistrySettings.of(host, named_insecure) for host in mirrors),
-        insecure=named_insecure,
+        target=table[registry or default],
+        named_mirrors=tuple(table[host] for host in mirrors),
+        hosts=table,
         configured=registry is None or registry == default,
     )
 
@@ -185,13 +158,8 @@ class BuildSettings:
     sbom: bool = False
     keep_going: bool = False
     source_date_epoch: int | None = None  # $SOURCE_DATE_EPOCH
-    # Where an image's bytes come from (see image_sources): the flags as given.
-    index_url: str | None = None  # --index-url, over MATRIX_INDEX_URL and versions.toml
-    base_mirror: tuple[str, ...] = ()  # --base-mirror REGISTRY=HOST[:PORT]
-    dist: str | None = None
-    re_resolve: bool = False
-    wait_for_index: float = 0.0
-    insecure: tuple[str, ...] = ()  # --insecure-registry: plain HTTP to these mirrors too
+    # Where an image's bytes come from, resolved when the command starts (image_sources).
+    sources: ImageSources | None = None
 
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
@@ -202,25 +170,39 @@ class BuildSettings:
             raise UserError(f"--digests-out {self.digests_out}: not a folder")
         if (self.builder or self.create_builder) and self.engine != "buildx":
             raise UserError("--builder and --create-builder are for --engine buildx")
-        if self.wait_for_index < 0:
-            raise UserError("--wait-for-index: seconds must not be negative")
 
-    def image_sources(self, loaded: LoadedConfig) -> ImageSources:
-        """The package index, base mirrors and dist: flag over environment over
-        versions.toml (``loaded``)."""
-        from matrix.engines.mirrors import base_mirrors
-        from matrix.index import index_from
-        from matrix.render import ImageSources
+    @property
+    def image_sources(self) -> ImageSources:
+        if self.sources is None:
+            raise AssertionError("the image sources are resolved when the command starts")
+        return self.sources
 
-        return ImageSources(
-            index=index_from(self.index_url, os.environ, loaded.config.index_url),
-            base_mirrors=base_mirrors(
-                self.base_mirror, os.environ, loaded.config.base_mirrors, self.insecure
-            ),
-            dist=self.dist,
-            re_resolve=self.re_resolve,
-            wait_for_index=self.wait_for_index,
-        )
+
+def image_sources(
+    loaded: LoadedConfig,
+    *,
+    index_url: str | None = None,
+    base_mirror: Sequence[str] = (),
+    dist: str | None = None,
+    re_resolve: bool = False,
+    wait_for_index: float = 0.0,
+    insecure: Collection[str] = (),
+) -> ImageSources:
+    """The package index, base mirrors and dist: flag over environment over
+    versions.toml (``loaded``); ``insecure``: mirrors named plain-HTTP."""
+    from matrix.engines.mirrors import base_mirrors
+    from matrix.index import index_from
+    from matrix.render import ImageSources
+
+    if wait_for_index < 0:
+        raise UserError("--wait-for-index: seconds must not be negative")
+    return ImageSources(
+        index=index_from(index_url, os.environ, loaded.config.index_url),
+        base_mirrors=base_mirrors(base_mirror, os.environ, loaded.config.base_mirrors, insecure),
+        dist=dist,
+        re_resolve=re_resolve,
+        wait_for_index=wait_for_index,
+    )
 
 
 def source_date_epoch(environ: Mapping[str, str] | None = None) -> int | None:

@@ -11,8 +11,6 @@ from pathlib import Path
 import pytest
 
 from matrix.buildid import (
-    BUILD_ID_LABEL,
-    BUILD_INPUTS_ANNOTATION,
     SCHEMA,
     BuildInputs,
     base_images,
@@ -32,6 +30,7 @@ from matrix.config import load_config
 from matrix.engines.base import BuildRequest
 from matrix.errors import UserError
 from matrix.plan import plan_release
+from matrix.publish.annotations import BUILD_ID_LABEL, BUILD_INPUTS_ANNOTATION
 from matrix.reference import parse_reference
 from matrix.registry import RegistryClient, RegistryError, RetryPolicy, assemble_index
 from tests.support.images import PLATFORMS, push_index
@@ -398,7 +397,7 @@ def test_the_id_is_pinned():
         "platforms": ["linux/amd64", "linux/arm64"],
         "bases": {PYTHON: {"linux/amd64": B, "linux/arm64": C}},
     }
-    assert build_id(inputs) == (
+    assert build_id(inputs.to_record()) == (
         "sha256:d7d3d61677253701b370e51449718c512cf9c688ee1b0d6a1c9d71d927e037f2"
     )
 
@@ -501,7 +500,7 @@ def test_the_record_round_trips_through_an_annotation_buildx_accepts(tmp_path):
         },
         {"org.opencontainers.image.description": "Prefect, with extras; and = signs"},
     )
-    annotations = build_annotations(inputs)
+    annotations = build_annotations(inputs.to_record())
     assert annotations[BUILD_ID_LABEL] == inputs.id
     text = annotations[BUILD_INPUTS_ANNOTATION]
     assert decode_inputs(text) == inputs.to_record()
@@ -524,7 +523,7 @@ def test_the_record_round_trips_through_an_annotation_buildx_accepts(tmp_path):
 
 def test_recorded_inputs_trusts_only_a_record_matching_its_id(tmp_path):
     inputs = inputs_of(make_context(tmp_path / "ctx"))
-    annotations = build_annotations(inputs)
+    annotations = build_annotations(inputs.to_record())
     other = "sha256:" + "e" * 64
     tampered = annotations[BUILD_INPUTS_ANNOTATION].replace(A, other)
     assert recorded_inputs({**annotations, BUILD_INPUTS_ANNOTATION: tampered}) is None
@@ -557,8 +556,8 @@ def test_decode_refuses_what_encode_never_writes(text):
 def test_changed_inputs_names_each_input(tmp_path):
     context = make_context(tmp_path / "ctx")
     old = inputs_of(context)
-    assert changed_inputs(old.to_record(), old) == []
-    assert changed_inputs(decode_inputs(encode_inputs(old)), old) == []
+    assert changed_inputs(old.to_record(), old.to_record()) == []
+    assert changed_inputs(decode_inputs(encode_inputs(old.to_record())), old.to_record()) == []
 
     (context / "Dockerfile").write_text("FROM python:3.12-slim\n")
     (context / "requirements.txt").write_text("prefect==3.4.26\n")
@@ -573,7 +572,7 @@ def test_changed_inputs_names_each_input(tmp_path):
             "docker.io/library/alpine:3.20": {"linux/amd64": A, "linux/arm64": A},
         },
     )
-    assert changed_inputs(old.to_record(), new) == [
+    assert changed_inputs(old.to_record(), new.to_record()) == [
         "Dockerfile",
         "context file .dockerignore (removed)",
         "context file requirements.txt",
@@ -585,7 +584,7 @@ def test_changed_inputs_names_each_input(tmp_path):
         "base docker.io/library/alpine:3.20 (added)",
         f"base {PYTHON} linux/arm64: {B} -> {C}",
     ]
-    assert changed_inputs(new, old) == [
+    assert changed_inputs(new.to_record(), old.to_record()) == [
         "Dockerfile",
         "context file .dockerignore (added)",
         "context file requirements.txt",
@@ -602,7 +601,7 @@ def test_changed_inputs_names_each_input(tmp_path):
 def test_changed_platforms_are_named_once(tmp_path):
     context = make_context(tmp_path / "ctx")
     old = inputs_of(context, platforms=["linux/amd64"], base_digests={PYTHON: {"linux/amd64": A}})
-    assert changed_inputs(old.to_record(), inputs_of(context)) == [
+    assert changed_inputs(old.to_record(), inputs_of(context).to_record()) == [
         "platforms: linux/amd64 -> linux/amd64, linux/arm64"
     ]
 
@@ -610,7 +609,7 @@ def test_changed_platforms_are_named_once(tmp_path):
 def test_changed_inputs_across_schemas(tmp_path):
     inputs = inputs_of(make_context(tmp_path / "ctx"))
     older = {**inputs.to_record(), "schema": 0}
-    assert changed_inputs(older, inputs) == [f"build id schema 0 -> {SCHEMA}"]
+    assert changed_inputs(older, inputs.to_record()) == [f"build id schema 0 -> {SCHEMA}"]
 
 
 # -- base digests from a real registry -------------------------------------------------------
@@ -727,7 +726,7 @@ def test_gather_inputs_of_rendered_templates_and_one_moved_base(client, loaded, 
     standard, conda_inputs = gather("prefect-python3.10"), gather("prefect-python3.10-conda")
     assert standard.base_digests == {str(python): python_before.platforms}
     assert conda_inputs.base_digests == {str(conda): conda_pushed.platforms}
-    recorded = recorded_inputs(build_annotations(standard))
+    recorded = recorded_inputs(build_annotations(standard.to_record()))
     assert recorded is not None
     assert gather("prefect-python3.10").id == standard.id
 
@@ -743,7 +742,7 @@ def test_gather_inputs_of_rendered_templates_and_one_moved_base(client, loaded, 
     )
     moved = gather("prefect-python3.10")
     assert moved.id != standard.id
-    assert changed_inputs(recorded, moved) == [
+    assert changed_inputs(recorded, moved.to_record()) == [
         f"base docker.io/library/python:3.10-slim linux/arm64: "
         f"{python_before.platforms['linux/arm64']} -> {arm64.platforms['linux/arm64']}"
     ]

@@ -128,8 +128,12 @@ def run(args: argparse.Namespace) -> int:
     from matrix.settings import parse_labels
 
     selection = options.release_selection(args)
+    loaded = load_config(args.config)
+    registries = options.registries(args, loaded)
     build = options.build_settings(
         args,
+        loaded,
+        args.insecure_registry,
         engine=args.engine,
         builder=args.builder,
         create_builder=args.create_builder,
@@ -144,14 +148,14 @@ def run(args: argparse.Namespace) -> int:
         sbom=args.sbom,
         keep_going=args.keep_going,
     )
-    loaded = load_config(args.config)
-    registries = options.registries(args, loaded)
-    with tempfile.TemporaryDirectory(prefix="matrix-build-") as scratch:
+    with (
+        tempfile.TemporaryDirectory(prefix="matrix-build-") as scratch,
+        registries.client() as client,
+    ):
         out = Path(args.out) if args.out else Path(scratch) / "contexts"
         build = replace(build, workdir=Path(scratch) / "work")
-        job = build_job(
-            selection.plan(loaded), loaded, build, registries, out, dry_run=args.dry_run
-        )
+        plan = selection.plan(loaded)
+        job = build_job(client, plan, loaded, build, registries, out, dry_run=args.dry_run)
         if args.dry_run:
             for line in job.calls():
                 print(line)

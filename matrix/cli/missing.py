@@ -36,6 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="HOST[:PORT]",
         help="registry holding the images (default: versions.toml's `registry`, docker.io)",
     )
+    parser.set_defaults(mirror=[])  # the target's holdings alone
     options.add_registry_options(parser)
     parser.add_argument(
         "--index-url",

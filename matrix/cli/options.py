@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +20,7 @@ from matrix.settings import (
 
 if TYPE_CHECKING:
     from matrix.config import LoadedConfig
+    from matrix.render import ImageSources
 
 FORMATS = ("table", "json", "github")
 
@@ -163,11 +165,13 @@ def _registry_host(text: str) -> str:
 
 
 def add_registry(parser: argparse.ArgumentParser) -> None:
+    """--registry of a command that writes to one registry and copies to no mirror."""
     parser.add_argument(
         "--registry",
         metavar="HOST[:PORT]",
         help="registry the images go to (default: versions.toml's `registry`, docker.io)",
     )
+    parser.set_defaults(mirror=[])
 
 
 def add_target_options(parser: argparse.ArgumentParser) -> None:
@@ -236,7 +240,9 @@ def add_image_sources(parser: argparse.ArgumentParser, *, dist: bool = True) -> 
         "else versions.toml's index_url, else https://pypi.org/simple); credentials in it "
         "are never shown",
     )
-    if dist:
+    if not dist:
+        parser.set_defaults(dist=None)  # refresh rebuilds from the index alone
+    else:
         group.add_argument(
             "--dist",
             metavar="PATH",
@@ -276,31 +282,52 @@ def release_selection(args: argparse.Namespace) -> ReleaseSelection:
 
 
 def registries(args: argparse.Namespace, loaded: LoadedConfig | None) -> Registries:
+    """The target and mirrors of a command with --registry (and --mirror, where it has
+    it), and the plain-HTTP hosts of --insecure-registry."""
     return settings.registries(
-        loaded,
-        getattr(args, "registry", None),
-        mirrors=getattr(args, "mirror", ()),
-        insecure=args.insecure_registry,
+        loaded, args.registry, mirrors=args.mirror, insecure=args.insecure_registry
     )
 
 
-def build_settings(args: argparse.Namespace, **fields: Any) -> BuildSettings:
+def any_registry(args: argparse.Namespace) -> Registries:
+    """The host records of a command that names its registries in image references
+    (tags, retag): --insecure-registry alone."""
+    return settings.registries(None, None, insecure=args.insecure_registry)
+
+
+def image_sources(
+    args: argparse.Namespace, loaded: LoadedConfig, insecure: Sequence[str] = ()
+) -> ImageSources:
+    """add_image_sources' flags over the environment over versions.toml."""
+    return settings.image_sources(
+        loaded,
+        index_url=args.index_url,
+        base_mirror=args.base_mirror,
+        dist=args.dist,
+        re_resolve=args.re_resolve,
+        wait_for_index=args.wait_for_index,
+        insecure=insecure,
+    )
+
+
+def build_settings(
+    args: argparse.Namespace, loaded: LoadedConfig, insecure: Sequence[str] = (), **fields: Any
+) -> BuildSettings:
     """What render, build, publish and refresh share about building, and ``fields``
-    of the command's own: a setting they all take is read here, once."""
-    sources = {
-        "index_url": getattr(args, "index_url", None),
-        "base_mirror": tuple(getattr(args, "base_mirror", ())),
-        "dist": getattr(args, "dist", None),
-        "re_resolve": getattr(args, "re_resolve", False),
-        "wait_for_index": getattr(args, "wait_for_index", 0.0),
-        "insecure": tuple(getattr(args, "insecure_registry", ())),
-    }
-    return BuildSettings(source_date_epoch=settings.source_date_epoch(), **sources, **fields)
+    of the command's own: a setting they all take is read here, once, with the image
+    sources resolved (``insecure``: base mirrors named plain-HTTP)."""
+    return BuildSettings(
+        source_date_epoch=settings.source_date_epoch(),
+        sources=image_sources(args, loaded, insecure),
+        **fields,
+    )
 
 
-def rebuild_settings(args: argparse.Namespace) -> BuildSettings:
+def rebuild_settings(args: argparse.Namespace, loaded: LoadedConfig) -> BuildSettings:
     """publish's and refresh's, from add_rebuild_options."""
-    return build_settings(args, engine=args.engine, workdir=Path(args.workdir))
+    return build_settings(
+        args, loaded, args.insecure_registry, engine=args.engine, workdir=Path(args.workdir)
+    )
 
 
 def publish_settings(
@@ -310,7 +337,7 @@ def publish_settings(
     return PublishSettings(
         registries=registries(args, loaded),
         dry_run=args.dry_run,
-        yes=getattr(args, "yes", False),
-        report=Path(args.report) if getattr(args, "report", None) else None,
+        yes=args.yes,
+        report=Path(args.report) if args.report else None,
         **more,
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -14,12 +14,7 @@ from matrix.plan import ImageSpec, Plan
 from matrix.platform import Cell, short, slug
 
 if TYPE_CHECKING:
-    import argparse
-
-    from matrix.config import LoadedConfig
-    from matrix.publish.reconcile import Change
-    from matrix.publish.run import PublishReport
-    from matrix.settings import PublishSettings
+    pass
 
 # GitHub Actions refuses a job matrix with more entries than this.
 GITHUB_MATRIX_LIMIT = 256
@@ -289,41 +284,3 @@ def report_failures(
             failed = failed_report(error, version)
             write_report(path, failed if before is None else [*before, failed])
         raise
-
-
-def run_release(
-    args: argparse.Namespace,
-    command: str,
-    settings_of: Callable[[LoadedConfig], PublishSettings],
-    call: Callable[..., PublishReport],
-    shown: Callable[[Change, PublishSettings], bool],
-) -> int:
-    """publish's and promote's run: ``call`` (``matrix.publish.release``) on the release
-    and the settings ``settings_of`` makes, asking before it writes; the changes
-    ``shown`` picks on stdout, or the report as JSON; --report however it ends."""
-    from matrix.cli import options
-    from matrix.cli.progress import Reporter
-    from matrix.config import load_config
-
-    with report_failures(args.report, args.version):
-        check_github_summary()
-        selection = options.release_selection(args)
-        loaded = load_config(args.config)
-        settings = settings_of(loaded)
-        with Reporter() as reporter, settings.registries.client() as client:
-            report = call(
-                client,
-                loaded,
-                selection,
-                settings,
-                confirm=confirmer(command),
-                progress=reporter.step,
-            )
-    if settings.report:
-        write_report(settings.report, report.to_dict())
-    if args.format == "json":
-        print_json_result(report.to_dict())
-    else:
-        print_changes([c for c in report.changes if shown(c, settings)], report.registry)
-    reporter.finish(report)
-    return 0

@@ -33,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from matrix.cli.output import run_release
+    from matrix.cli.runner import run_release
     from matrix.publish.release import promote_release
 
     return run_release(

@@ -68,7 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from matrix.cli.output import run_release
+    from matrix.cli.runner import run_release
     from matrix.publish.release import publish_release
     from matrix.settings import Policy
 
@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
             args,
             loaded,
             policy=Policy(refresh=args.refresh, force=args.force_republish),
-            build=options.rebuild_settings(args),
+            build=options.rebuild_settings(args, loaded),
             digests=Path(args.digests) if args.digests else None,
         )
 

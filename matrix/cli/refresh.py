@@ -63,7 +63,9 @@ def run(args: argparse.Namespace) -> int:
         parse_lines(args.lines)  # refused before anything is read
         check_github_summary()
         loaded = load_config(args.config)
-        settings = options.publish_settings(args, loaded, build=options.rebuild_settings(args))
+        settings = options.publish_settings(
+            args, loaded, build=options.rebuild_settings(args, loaded)
+        )
         with Reporter() as reporter, settings.registries.client() as client:
             for plan, report in refresh_releases(
                 client,

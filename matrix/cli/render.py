@@ -41,8 +41,9 @@ def run(args: argparse.Namespace) -> int:
     from matrix.config import load_config
     from matrix.publish.build import render_contexts
 
-    selection, build = options.release_selection(args), options.build_settings(args)
+    selection = options.release_selection(args)
     loaded = load_config(args.config)
+    build = options.build_settings(args, loaded)
     for context in render_contexts(selection.plan(loaded), loaded, Path(args.out), build):
         print(context.dockerfile)
     return 0

@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
             f"SRC {args.source!r}: say which image, {source.name}:TAG or @DIGEST"
         )
     targets = [target_reference(source, text) for text in args.targets]
-    with options.registries(args, None).client() as client:
+    with options.any_registry(args).client() as client:
         if args.dry_run or args.yes:
             changes = retag(client, source, targets, dry_run=args.dry_run)
         else:

@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
                 f"--filter {args.filter!r} is not a regular expression: {error}"
             ) from None
     repository = parse_reference(args.image)
-    with options.registries(args, None).client() as client:
+    with options.any_registry(args).client() as client:
         tags = client.list_tags(repository, missing_ok=False)
     if pattern is not None:
         tags = [tag for tag in tags if pattern.search(tag)]

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from matrix.engines.base import (
     BuildFailed,
@@ -15,6 +15,9 @@ from matrix.engines.base import (
     Engine,
 )
 from matrix.engines.mirrors import BaseMirrors
+
+if TYPE_CHECKING:
+    from matrix.registry import RegistryClient, RegistryHost
 
 __all__ = [
     "BuildFailed",
@@ -30,24 +33,23 @@ __all__ = [
 def create_engine(
     name: str,
     workdir: Path,
-    registry: str,
+    target: RegistryHost,
     *,
+    client: RegistryClient | None = None,
     builder: str | None = None,
     create_builder: bool = False,
-    insecure_registries: Sequence[str] = (),
     base_mirrors: BaseMirrors | None = None,
 ) -> Engine:
-    """The buildx or podman engine, talking plain HTTP to loopback/insecure registries."""
-    from matrix.registry.client import is_loopback
-
-    plain_http = is_loopback(registry) or registry in insecure_registries
+    """The buildx or podman engine, pushing to ``target`` as its record says (plain HTTP
+    or verified TLS). podman reads back what it pushed, and judges a base image's
+    registry, through ``client`` and its host records."""
     if name == "podman":
         from matrix.engines.podman import PodmanEngine
 
         return PodmanEngine(
             workdir,
-            tls_verify=not plain_http,
-            insecure_registries=insecure_registries,
+            tls_verify=not target.plain_http,
+            client=client,
             base_mirrors=base_mirrors,
             isolation=os.environ.get("BUILDAH_ISOLATION") or None,
         )
@@ -57,6 +59,6 @@ def create_engine(
         workdir,
         builder=builder,
         create_builder=create_builder,
-        insecure_registries=[registry] if plain_http else [],
+        insecure_registries=[target.host] if target.plain_http else [],
         base_mirrors=base_mirrors,
     )

@@ -16,9 +16,9 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from matrix.errors import InvalidReference, UserError
-from matrix.reference import DOCKER_HUB, ImageReference, parse_reference
-from matrix.registry.client import is_loopback
+from matrix.errors import UserError
+from matrix.reference import DOCKER_HUB, ImageReference, check_registry_host
+from matrix.registry.hosts import speaks_plain_http
 
 ENVIRONMENT = "MATRIX_BASE_MIRRORS"
 # The names Docker Hub goes by in references and in engines' configs.
@@ -58,7 +58,7 @@ class BaseMirrors:
         return ImageReference(mirror, ref.repository, ref.tag, ref.digest)
 
     def plain_http(self, mirror: str) -> bool:
-        return is_loopback(mirror) or mirror in self.insecure
+        return speaks_plain_http(mirror, self.insecure)
 
     def registries_conf(self) -> str:
         """containers-registries.conf(5) entries: each registry pulls from its mirror."""
@@ -102,12 +102,9 @@ def _host(text: str, entry: str) -> str:
     if text.lower() in _HUB_ALIASES:
         return DOCKER_HUB
     try:
-        ref = parse_reference(f"{text}/x")
-    except InvalidReference:
-        ref = None
-    if ref is None or ref.registry != text:
-        raise UserError(f"base mirror {entry!r}: {text!r} is not a registry HOST[:PORT]")
-    return text
+        return check_registry_host(text)
+    except UserError as error:
+        raise UserError(f"base mirror {entry!r}: {error}") from None
 
 
 def _toml(text: str) -> str:

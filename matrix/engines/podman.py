@@ -22,14 +22,15 @@ import json
 import secrets
 import shutil
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 
-from matrix.buildid import base_images
+from matrix.dockerfile import base_images
 from matrix.engines.authfile import auth_file
 from matrix.engines.base import (
     LOG_TAIL,
@@ -43,10 +44,9 @@ from matrix.engines.base import (
 )
 from matrix.engines.mirrors import BaseMirrors
 from matrix.errors import UserError
-from matrix.platform import slug
+from matrix.platform import Platform, slug
 from matrix.reference import parse_reference
-from matrix.registry import RegistryClient, RegistryError
-from matrix.registry.client import is_loopback
+from matrix.registry import RegistryClient, RegistryError, RegistryHosts
 from matrix.registry.layout import image_platform, push_layout
 
 LOCAL_REPOSITORY = "localhost/matrix"
@@ -98,7 +98,7 @@ class PodmanEngine:
         workdir: Path,
         *,
         tls_verify: bool = True,
-        insecure_registries: Sequence[str] = (),
+        client: RegistryClient | None = None,
         run_id: str | None = None,
         client_call: Sequence[str] = ("podman",),
         base_mirrors: BaseMirrors | None = None,
@@ -110,7 +110,9 @@ class PodmanEngine:
         # sandboxes); podman reads BUILDAH_ISOLATION itself, this makes it visible.
         self.isolation = isolation
         self.tls_verify = tls_verify
-        self.insecure_registries = frozenset(insecure_registries)
+        # The run's client: it reads pushed indexes back and uploads layouts, and its
+        # host records say which base registries speak plain HTTP.
+        self.registry = client
         # Local names carry a run id: two runs (or test sessions) never share a list.
         self.run_id = run_id or secrets.token_hex(6)
         self.client_call = list(client_call)
@@ -240,7 +242,9 @@ class PodmanEngine:
                 call.invoke(self.client)
             # The trap this guards against: podman silently leaving out a platform.
             local = steps.inspect.invoke(self.client)
-            _check_platforms(request, {_platform(m.platform) for m in local.manifests}, "the list")
+            _check_platforms(
+                request, {_platform_of(m.platform) for m in local.manifests}, "the list"
+            )
             if not request.push:
                 return BuildResult(request.key, tags=(self.local_list(request),))
             digest = None
@@ -257,7 +261,8 @@ class PodmanEngine:
             # Not pushed.get("mediaType"): podman shows an OCI index as a Docker list.
             media_type=None,
             platform_digests={
-                _platform_of(entry["platform"]): entry["digest"] for entry in pushed["manifests"]
+                str(Platform.from_json(entry["platform"])): entry["digest"]
+                for entry in pushed["manifests"]
             },
             tags=request.tags,
         )
@@ -273,8 +278,7 @@ class PodmanEngine:
             stream_build(steps.build, self.client, log, tail)
             steps.to_layout.invoke(self.client)
             _check_platforms(request, {image_platform(layout)}, "the built image")
-            host = _registry_host(request)
-            with RegistryClient(insecure_registries=() if self.tls_verify else (host,)) as client:
+            with self._client(request) as client:
                 pushed = push_layout(client, layout, parse_reference(request.repository))
             steps.cleanup.invoke(self.client)
         except DockerException as error:
@@ -321,15 +325,14 @@ class PodmanEngine:
         """The pushed index, read with matrix's own client and credentials (podman 4's
         manifest inspect takes neither --tls-verify nor an auth file)."""
         ref = parse_reference(call.args[0])
-        host = _registry_host(request)
         try:
-            with RegistryClient(insecure_registries=() if self.tls_verify else (host,)) as client:
+            with self._client(request) as client:
                 pushed = json.loads(client.get_manifest(ref).content)
         except RegistryError as error:
             raise BuildFailed(request.key, f"reading back {ref} failed: {error}") from None
         _check_platforms(
             request,
-            {_platform_of(entry["platform"]) for entry in pushed.get("manifests", [])},
+            {str(Platform.from_json(e["platform"])) for e in pushed.get("manifests", [])},
             f"the pushed index {digest}",
         )
         return pushed
@@ -339,13 +342,25 @@ class PodmanEngine:
         (unless TLS is verified) and any base image's that is loopback or named
         insecure, as matrix's own client treats them."""
         hosts = [] if self.tls_verify else [_registry_host(request)]
+        records = self.registry.hosts if self.registry is not None else RegistryHosts()
         dockerfile = request.context / "Dockerfile"
         if dockerfile.is_file():
             for base in base_images(dockerfile.read_text(encoding="utf-8"), request.build_args):
                 host = parse_reference(base).registry
-                if is_loopback(host) or host in self.insecure_registries:
+                if records[host].plain_http:
                     hosts.append(host)
         return list(dict.fromkeys(hosts))
+
+    @contextmanager
+    def _client(self, request: BuildRequest) -> Iterator[RegistryClient]:
+        """The run's client, or for an engine made without one a client of its own for
+        the one call (the target as plain HTTP when TLS is not verified)."""
+        if self.registry is not None:
+            yield self.registry
+            return
+        insecure = () if self.tls_verify else (_registry_host(request),)
+        with RegistryClient(insecure_registries=insecure) as client:
+            yield client
 
     def registries_conf(self, request: BuildRequest) -> str:
         """podman's build and inspect have no --tls-verify of their own: a private
@@ -433,15 +448,9 @@ def _check_platforms(request: BuildRequest, found: set[str], where: str) -> None
         )
 
 
-def _platform(platform) -> str:
+def _platform_of(platform) -> str:
     """os/arch[/variant] of a python-on-whales ManifestPlatform."""
-    parts = [platform.os, platform.architecture, platform.variant]
-    return "/".join(part for part in parts if part)
-
-
-def _platform_of(entry: dict) -> str:
-    parts = [entry.get("os"), entry.get("architecture"), entry.get("variant")]
-    return "/".join(part for part in parts if part)
+    return str(Platform(platform.os or "", platform.architecture or "", platform.variant))
 
 
 def _registry_host(request: BuildRequest) -> str:

@@ -18,11 +18,12 @@ from matrix.errors import BuildError, UserError
 from matrix.publish.annotations import annotations_for, with_build_id
 
 if TYPE_CHECKING:
-    from matrix.buildid import BuildInputs
+    from matrix.buildid import InputsRecord
     from matrix.config import LoadedConfig
     from matrix.engines.base import BuildRequest, BuildResult
     from matrix.plan import ImageSpec, Plan
     from matrix.publish.run import ImageBuilder
+    from matrix.publish.state import RemoteImage
     from matrix.registry import RegistryClient
     from matrix.render import RenderedContext
     from matrix.settings import BuildSettings, Registries
@@ -43,7 +44,7 @@ def render_contexts(
         plan,
         loaded,
         folder,
-        build.image_sources(loaded),
+        build.image_sources,
         source_date_epoch=build.source_date_epoch,
         recorded=recorded,
         progress=_progress,
@@ -60,9 +61,8 @@ def plan_inputs(
     plan: Plan,
     contexts: Mapping[str, Path],
     build: BuildSettings,
-    loaded: LoadedConfig,
     labels: Mapping[str, str] | None = None,
-) -> dict[str, BuildInputs]:
+) -> dict[str, InputsRecord]:
     """Image key -> build inputs of every image of ``plan``, the bases' digests read
     from their registries (through the base mirrors). Each image's bases are resolved
     for all its planned platforms, so jobs that build its platforms apart record the
@@ -70,24 +70,23 @@ def plan_inputs(
     from matrix.buildid import gather_many
 
     wanted = [(s.key, contexts[s.key], s.build_args, s.platforms) for s in plan.images]
-    return gather_many(client, wanted, labels, build.image_sources(loaded).base_mirrors)
+    gathered = gather_many(client, wanted, labels, build.image_sources.base_mirrors)
+    return {key: inputs.to_record() for key, inputs in gathered.items()}
 
 
-def make_engine(build: BuildSettings, registries: Registries, loaded: LoadedConfig):
-    """The buildx or podman engine, talking plain HTTP where the settings say, pulling
-    bases through the base mirrors."""
+def make_engine(build: BuildSettings, registries: Registries, client: RegistryClient | None = None):
+    """The buildx or podman engine, pushing to the target as its host record says,
+    pulling bases through the base mirrors; podman reads back through ``client``."""
     from matrix.engines import create_engine
 
-    target = registries.target
-    insecure = sorted(registries.insecure | ({target.host} if target.plain_http else set()))
     return create_engine(
         build.engine,
         build.workdir,
-        target.host,
+        registries.target,
+        client=client,
         builder=build.builder,
         create_builder=build.create_builder,
-        insecure_registries=insecure,
-        base_mirrors=build.image_sources(loaded).base_mirrors,
+        base_mirrors=build.image_sources.base_mirrors,
     )
 
 
@@ -125,7 +124,7 @@ class BuildJob:
 
     engine: Any
     requests: list[BuildRequest]
-    inputs: dict[str, BuildInputs]
+    inputs: dict[str, InputsRecord]
     digests_out: Path | None
 
     def calls(self) -> list[str]:
@@ -147,6 +146,7 @@ class BuildJob:
 
 
 def build_job(
+    client: RegistryClient,
     plan: Plan,
     loaded: LoadedConfig,
     build: BuildSettings,
@@ -162,7 +162,7 @@ def build_job(
     # The requests first: a --platform no image builds is refused before any rendering.
     contexts = {spec.key: contexts_folder / spec.key for spec in plan.images}
     requests = requests_for(plan, contexts, build, registry)
-    engine = make_engine(build, registries, loaded)
+    engine = make_engine(build, registries, client)
     if not dry_run:
         engine.require()  # before locking reads the index: a missing engine says so first
     rendered = render_contexts(plan, loaded, contexts_folder, build)
@@ -170,11 +170,10 @@ def build_job(
         if context.lock is not None:
             _progress(f"{context.key}: {context.describe_lock()}")
     requests = _with_lock_annotations(requests, rendered)
-    inputs: dict[str, BuildInputs] = {}
+    inputs: dict[str, InputsRecord] = {}
     if build.push_by_digest and not dry_run:
         # What publish --digests needs to label the image and judge it next time.
-        with registries.client() as client:
-            inputs = plan_inputs(client, plan, contexts, build, loaded, build.labels)
+        inputs = plan_inputs(client, plan, contexts, build, build.labels)
         specs = {spec.key: spec for spec in plan.images}
         requests = [with_build_id(plan, specs[r.key], r, inputs[r.key]) for r in requests]
     return BuildJob(engine, requests, inputs, build.digests_out)
@@ -186,17 +185,17 @@ def engine_builder(
     loaded: LoadedConfig,
     build: BuildSettings,
     registries: Registries,
-) -> tuple[ImageBuilder, dict[str, BuildInputs]]:
+    earlier: Mapping[str, RemoteImage | None],
+) -> tuple[ImageBuilder, dict[str, InputsRecord]]:
     """Render every image's context and work out its build inputs (the bases' digests
     read from their registries); the builder then builds and pushes one image to its
-    full tag only, labelled and annotated with its build id."""
+    full tag only, labelled and annotated with its build id. ``earlier``: what the
+    full tags hold now, as publish observed them; a rebuild keeps the lock date its
+    image was first built with."""
     from matrix.engines import BuildFailed
     from matrix.lock import changed_pins, recorded_dates
-    from matrix.publish.state import read_images
 
     registry = registries.target.host
-    # A rebuild keeps the lock date its image was first built with.
-    earlier = read_images(client, plan, registry)
     recorded = recorded_dates({k: i.annotations if i else None for k, i in earlier.items()})
     rendered = render_contexts(plan, loaded, build.workdir / "contexts", build, recorded)
     for context in rendered:
@@ -205,8 +204,8 @@ def engine_builder(
             for change in changed_pins(found.annotations, context.lock):
                 _progress(f"{context.key} lock {change}")
     contexts = {context.key: context.path for context in rendered}
-    inputs = plan_inputs(client, plan, contexts, build, loaded)
-    engine = make_engine(build, registries, loaded)
+    inputs = plan_inputs(client, plan, contexts, build)
+    engine = make_engine(build, registries, client)
     engine.prepare()
 
     def build_image(spec: ImageSpec) -> None:
@@ -229,7 +228,7 @@ def engine_builder(
 
 def digest_merger(
     client: RegistryClient, plan: Plan, registry: str, folder: Path
-) -> tuple[ImageBuilder, dict[str, dict[str, Any]]]:
+) -> tuple[ImageBuilder, dict[str, InputsRecord]]:
     """Assemble each image's index from the per-platform digests found in ``folder``;
     the build inputs the build jobs recorded there go into the index's annotations."""
     from matrix.publish.digests import image_inputs, read_digests

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from matrix.buildid import BuildInputs, build_id, decode_inputs, encode_inputs
+from matrix.buildid import InputsRecord, build_id, decode_inputs, encode_inputs
 from matrix.errors import UserError
 from matrix.platform import Cell
 from matrix.reference import validate_digest
@@ -33,7 +33,7 @@ def digest_file_name(key: str, platform: str) -> str:
 
 
 def write_digest(
-    folder: Path, key: str, platform: str, digest: str, inputs: BuildInputs | None = None
+    folder: Path, key: str, platform: str, digest: str, inputs: InputsRecord | None = None
 ) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / digest_file_name(key, platform)
@@ -78,9 +78,9 @@ def read_digests(folder: Path) -> dict[tuple[str, str], DigestRecord]:
 
 def image_inputs(
     found: Mapping[tuple[str, str], DigestRecord], plan, folder: Path
-) -> dict[str, dict[str, Any]]:
+) -> dict[str, InputsRecord]:
     """Image key -> the build inputs record all its platform jobs agree on."""
-    inputs: dict[str, dict[str, Any]] = {}
+    inputs: dict[str, InputsRecord] = {}
     for spec in plan.images:
         texts = {
             found[(spec.key, p)].build_inputs for p in spec.platforms if (spec.key, p) in found

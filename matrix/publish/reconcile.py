@@ -16,14 +16,13 @@ from enum import StrEnum
 from typing import Any
 
 from matrix.buildid import (
-    BUILD_ID_LABEL,
-    BuildInputs,
+    InputsRecord,
     build_id,
     changed_inputs,
     recorded_inputs,
 )
 from matrix.plan import ImageSpec, Plan, TagKind, TagTarget
-from matrix.publish.annotations import KEY_ANNOTATION
+from matrix.publish.annotations import BUILD_ID_LABEL, KEY_ANNOTATION
 from matrix.publish.state import ReleaseState, RemoteImage
 
 
@@ -68,13 +67,12 @@ def image_problems(spec: ImageSpec, plan: Plan, image: RemoteImage) -> list[str]
     return problems
 
 
-Inputs = BuildInputs | Mapping[str, Any]  # or their record, as build jobs hand it over
 STALE = "inputs changed"  # how the reason of a change for new build inputs begins
 TO_BUILD = "to build"  # a missing image's reason; "pushed" once it is
 LEFT_ALONE = "left alone: refresh moves only tags that named an earlier build of the image"
 
 
-def stale_inputs(image: RemoteImage, inputs: Inputs) -> list[str]:
+def stale_inputs(image: RemoteImage, inputs: InputsRecord) -> list[str]:
     """What changed since ``image`` was built, if its build id is not ``inputs``' id.
 
     An image with no build id (published before matrix wrote one) is taken as it is.
@@ -93,7 +91,7 @@ def reconcile(
     *,
     force: bool = False,
     registry: str = "",
-    inputs: Mapping[str, Inputs] | None = None,
+    inputs: Mapping[str, InputsRecord] | None = None,
     refresh: bool = False,
     earlier: Mapping[str, Collection[str]] | None = None,
     only_following: bool = False,
@@ -141,7 +139,7 @@ def _full_change(
     spec: ImageSpec,
     plan: Plan,
     image: RemoteImage | None,
-    inputs: Inputs | None,
+    inputs: InputsRecord | None,
     *,
     force: bool,
     refresh: bool,

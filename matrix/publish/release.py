@@ -2,23 +2,41 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from matrix.errors import UserError
 from matrix.publish.build import digest_merger, engine_builder
-from matrix.publish.run import Progress, PublishReport, promote, publish, quiet
-from matrix.publish.state import plan_on_registry, read_image, reference, releases_on
+from matrix.publish.run import (
+    ImageBuilder,
+    Progress,
+    PublishReport,
+    observe,
+    promote,
+    publish,
+    quiet,
+)
+from matrix.publish.state import (
+    RemoteImage,
+    plan_on_registry,
+    read_image,
+    reference,
+    releases_on,
+)
 from matrix.settings import REFRESH, PublishSettings, ReleaseSelection
 
 if TYPE_CHECKING:
     from packaging.version import Version
 
+    from matrix.buildid import InputsRecord
     from matrix.config import LoadedConfig
     from matrix.plan import Plan
 
 Confirm = Callable[[PublishReport], None]
+Inputs = Mapping[str, "InputsRecord"]  # image key -> its build inputs
+# What builds an image, made from the images the primary holds under their full tags.
+Builders = Callable[[Mapping[str, "RemoteImage | None"]], tuple[ImageBuilder, Inputs]]
 
 
 def publish_release(
@@ -37,10 +55,9 @@ def publish_release(
     for note in plan.notes:
         progress("release", "plan", note)
     if settings.digests is not None:
-        builder, inputs = digest_merger(client, plan, registry, settings.digests)
-    else:
-        builder, inputs = engine_builder(client, plan, loaded, settings.build, settings.registries)
-    return _run(client, plan, settings, builder, inputs, confirm, progress)
+        merged = digest_merger(client, plan, registry, settings.digests)
+        return _run(client, plan, settings, lambda images: merged, confirm, progress)
+    return _run(client, plan, settings, _engine(client, plan, loaded, settings), confirm, progress)
 
 
 def promote_release(
@@ -96,8 +113,8 @@ def refresh_releases(
         client.requests.reset()
         plan = published_part(client, loaded, version, known, registry)
         progress("release", "refresh", f"{plan.version} ({len(plan.images)} images)")
-        builder, inputs = engine_builder(client, plan, loaded, settings.build, settings.registries)
-        yield plan, _run(client, plan, settings, builder, inputs, confirm, progress)
+        builders = _engine(client, plan, loaded, settings)
+        yield plan, _run(client, plan, settings, builders, confirm, progress)
 
 
 def published_part(client, loaded: LoadedConfig, version: Version, known, registry: str) -> Plan:
@@ -121,20 +138,34 @@ def published_part(client, loaded: LoadedConfig, version: Version, known, regist
     return replace(plan, images=tuple(spec for spec in plan.images if spec.key in keys))
 
 
+def _engine(client, plan: Plan, loaded: LoadedConfig, settings: PublishSettings) -> Builders:
+    def builders(images: Mapping[str, RemoteImage | None]) -> tuple[ImageBuilder, Inputs]:
+        return engine_builder(client, plan, loaded, settings.build, settings.registries, images)
+
+    return builders
+
+
 def _run(
-    client, plan, settings: PublishSettings, builder, inputs, confirm, progress
+    client, plan: Plan, settings: PublishSettings, builders: Builders, confirm, progress
 ) -> PublishReport:
-    """The one publish machine, asking before it writes unless --yes or a dry run."""
+    """The one publish machine, asking before it writes unless --yes or a dry run. The
+    registries are read once: ``builders`` gets the images the primary holds (a
+    rebuild keeps their lock dates), and the decision is made from the same reading."""
+    primary = settings.registries.target.host
+    mirrors = [m.host for m in settings.registries.mirrors(plan)]
+    observation = observe(client, plan, (primary, *mirrors), settings.policy)
+    builder, inputs = builders(observation.states[primary].images)
     return publish(
         client,
         plan,
-        settings.registries.target.host,
+        primary,
         builder,
-        mirrors=[m.host for m in settings.registries.mirrors(plan)],
+        mirrors=mirrors,
         inputs=inputs,
         policy=settings.policy,
         merge=settings.digests is not None,
         dry_run=settings.dry_run,
         confirm=None if settings.yes else confirm,
         progress=progress,
+        observation=observation,
     )

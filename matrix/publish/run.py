@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from matrix.buildid import InputsRecord
 from matrix.errors import UserError
 from matrix.plan import ImageSpec, Plan, TagTarget
 from matrix.publish.reconcile import (
@@ -24,7 +25,6 @@ from matrix.publish.reconcile import (
     TO_BUILD,
     Action,
     Change,
-    Inputs,
     change_to_dict,
     conflicts,
     is_build_of,
@@ -188,7 +188,7 @@ def publish(
     build_image: ImageBuilder,
     *,
     mirrors: Sequence[str] = (),
-    inputs: Mapping[str, Inputs] | None = None,
+    inputs: Mapping[str, InputsRecord] | None = None,
     policy: Policy | None = None,
     merge: bool = False,
     refresh: bool = False,
@@ -197,19 +197,22 @@ def publish(
     dry_run: bool = False,
     confirm: Callable[[PublishReport], None] | None = None,
     progress: Progress = quiet,
+    observation: Observation | None = None,
 ) -> PublishReport:
     """Publish ``plan`` to ``registry`` and copy it to ``mirrors``; ``build_image`` puts
     one image under its full tag in ``registry`` (``merge``: from pushed digests). With
     ``inputs`` (image key -> build inputs) an image built from other inputs is a
     conflict, or under a refresh policy rebuilt. ``confirm`` sees what would change
-    before anything does, and may refuse by raising."""
+    before anything does, and may refuse by raising. ``observation``: the registries as
+    the caller already read them with `observe`, which is then not done again."""
     if policy is None:
         policy = Policy(refresh=refresh, force=force, only_following=only_following)
     started = time.monotonic()
     registries = (registry, *(m for m in mirrors if m != registry))
     report = PublishReport(plan.version, registry, dry_run, registries[1:])
     try:
-        observation = observe(client, plan, registries, policy)
+        if observation is None:
+            observation = observe(client, plan, registries, policy)
         decision = decide(plan, observation, policy, inputs=inputs, merge=merge)
         report.changes = decision.changes
         if not dry_run and confirm is not None:
@@ -272,7 +275,7 @@ def decide(
     observation: Observation,
     policy: Policy = PUBLISH,
     *,
-    inputs: Mapping[str, Inputs] | None = None,
+    inputs: Mapping[str, InputsRecord] | None = None,
     merge: bool = False,
 ) -> Decision:
     """What every tag needs and the steps that do it; raises, changing nothing, on a
@@ -481,9 +484,10 @@ def _write_tags(
     report: PublishReport,
     progress: Progress,
 ) -> None:
-    """Point ``tags`` (all in ``registry``) at their images, skipping any that already
-    names its image."""
-    from matrix.registry import copy_content
+    """Point ``tags`` (all in ``registry``) at their images through ``ensure``, which
+    takes what each tag names from the decision (no second look) and writes only the
+    tags that do not name their image yet."""
+    from matrix.registry import RegistrySource, ensure
 
     settled = {(c.registry, c.target): c for c in report.changes}
     by_image: dict[str, list[Tag]] = {}
@@ -494,17 +498,17 @@ def _write_tags(
 
     def tag_image(key: str) -> None:
         image = images[key]
-        source = reference(registry, specs[key].full_target)
-        prepared: set[str] = set()
-        for tag in by_image[key]:
-            target = reference(registry, tag.target)
-            if target.repository != source.repository and target.repository not in prepared:
-                copy_content(client, source, target, _as_manifest(image))
-                prepared.add(target.repository)
-            client.put_manifest(target, image.content, image.media_type)
-            report.done.add((registry, tag.target.repository, tag.target.tag))
-            action = settled[(tag.registry, tag.target)].action.value
-            progress(key, "promote", f"{action} {target} -> {image.digest}")
+        targets = {reference(registry, tag.target): tag.target for tag in by_image[key]}
+        current = {ref: settled[(registry, target)].current for ref, target in targets.items()}
+
+        def written(ref: ImageReference) -> None:
+            target = targets[ref]
+            report.done.add((registry, target.repository, target.tag))
+            action = settled[(registry, target)].action.value
+            progress(key, "promote", f"{action} {ref} -> {image.digest}")
+
+        source = RegistrySource(reference(registry, specs[key].full_target))
+        ensure(client, source, targets, _as_manifest(image), current=current, written=written)
 
     client.map(tag_image, list(by_image))
 

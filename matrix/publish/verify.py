@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
-from matrix.buildid import BUILD_ID_LABEL
 from matrix.plan import Plan
-from matrix.publish.annotations import KEY_ANNOTATION, annotations_for
+from matrix.publish.annotations import BUILD_ID_LABEL, KEY_ANNOTATION, annotations_for
 from matrix.publish.reconcile import Action, Change, image_problems, reconcile
 from matrix.publish.state import ReleaseState, read_state, releases_of
 

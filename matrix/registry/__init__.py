@@ -1,7 +1,8 @@
 """The registry client: auth, manifests, tags, blobs and copies over the registry HTTP API.
 
 Layers, bottom up: `answers` (size limits and typed models of what registries send),
-`auth` (an ``httpx.Auth`` flow), `transport` (sessions, retries, timeouts, errors),
+`hosts` (one record per registry host: endpoint, scheme, credentials, rate budget,
+timeouts), `auth` (an ``httpx.Auth`` flow), `transport` (sessions, retries, timeouts, errors),
 `client` (the v2 calls), `ensure` (the one write primitive) with its sources (a
 registry repository, an OCI layout folder in `layout`), and `copy` (retag, copy,
 index assembly, all written through ``ensure``).
@@ -24,16 +25,11 @@ from matrix.registry.copy import TagChange, assemble_index, copy, copy_content, 
 from matrix.registry.credentials import Credentials, find_credentials
 from matrix.registry.ensure import RegistrySource, Source, ensure, ensure_content
 from matrix.registry.errors import AuthenticationError, CredentialsError, RegistryError
+from matrix.registry.hosts import RegistryHost, RegistryHosts, Timeouts, check_registry_host
 from matrix.registry.layout import LayoutSource, push_layout
 from matrix.registry.manifests import Descriptor, Platform
 from matrix.registry.ratelimit import RateBudget, RateLimit, parse_quota
-from matrix.registry.transport import (
-    RequestCounter,
-    RetryNotice,
-    RetryPolicy,
-    Timeouts,
-    check_registry_host,
-)
+from matrix.registry.transport import RequestCounter, RetryNotice, RetryPolicy
 
 __all__ = [
     "AuthenticationError",
@@ -47,6 +43,8 @@ __all__ = [
     "RateLimit",
     "RegistryClient",
     "RegistryError",
+    "RegistryHost",
+    "RegistryHosts",
     "RegistrySource",
     "RequestCounter",
     "RetryNotice",

@@ -24,7 +24,13 @@ from matrix.registry.answers import (
     BadAnswer,
     TagList,
 )
-from matrix.registry.credentials import Credentials, find_credentials
+from matrix.registry.credentials import find_credentials
+from matrix.registry.hosts import (
+    DEFAULT_ENDPOINTS,
+    CredentialSource,
+    RegistryHosts,
+    Timeouts,
+)
 from matrix.registry.manifests import (
     ACCEPT,
     MANIFEST_TYPES,
@@ -35,19 +41,16 @@ from matrix.registry.manifests import (
 )
 from matrix.registry.ratelimit import DEFAULT_RATE_LIMITS, RateBudgets, RateLimit
 from matrix.registry.transport import (
-    DEFAULT_ENDPOINTS,
     Answer,
     RequestCounter,
     RetryNotice,
     RetryPolicy,
-    Timeouts,
     Transport,
     Where,
-    is_loopback,
     print_notice,
 )
 
-__all__ = ["Manifest", "RegistryClient", "RequestCounter", "RetryPolicy", "is_loopback"]
+__all__ = ["Manifest", "RegistryClient", "RequestCounter", "RetryPolicy"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -65,7 +68,9 @@ class Manifest(NamedTuple):
 class RegistryClient:
     """Talks to any number of registries; use it as a context manager to close its pools.
 
-    Timeouts come from ``connect_timeout`` / ``read_timeout``, else the environment's
+    How each registry is reached is its record in ``hosts`` (`RegistryHosts`, which a
+    run's settings make); without it the table is made from the other arguments:
+    timeouts from ``connect_timeout`` / ``read_timeout``, else the environment's
     ``MATRIX_REGISTRY_CONNECT_TIMEOUT`` / ``MATRIX_REGISTRY_READ_TIMEOUT``, else 10 s
     and 30 s. Every retry is handed to ``notify`` (a line on stderr by default).
     """
@@ -73,9 +78,10 @@ class RegistryClient:
     def __init__(
         self,
         *,
+        hosts: RegistryHosts | None = None,
         insecure_registries: Iterable[str] = (),
         endpoints: Mapping[str, str] = DEFAULT_ENDPOINTS,
-        credentials: Callable[[str], Credentials | None] = find_credentials,
+        credentials: CredentialSource = find_credentials,
         retry: RetryPolicy | None = None,
         connect_timeout: float | None = None,
         read_timeout: float | None = None,
@@ -84,21 +90,29 @@ class RegistryClient:
         rate_limits: Mapping[str, RateLimit | None] = DEFAULT_RATE_LIMITS,
         notify: Callable[[RetryNotice], None] = print_notice,
     ) -> None:
+        if hosts is None:
+            hosts = RegistryHosts.of(
+                insecure=insecure_registries,
+                endpoints=endpoints,
+                rate_limits=rate_limits,
+                timeouts=Timeouts.resolve(connect_timeout, read_timeout),
+                credentials=credentials,
+            )
         self.transport = Transport(
-            insecure_registries=insecure_registries,
-            endpoints=endpoints,
-            credentials=credentials,
+            hosts,
             retry=retry or RetryPolicy(),
-            timeouts=Timeouts.resolve(connect_timeout, read_timeout),
             max_connections=max_workers * 2,
             transport=transport,
-            rate_limits=rate_limits,
             notify=notify,
         )
         self.max_workers = max_workers
         self._lock = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
         self._worker = threading.local()
+
+    @property
+    def hosts(self) -> RegistryHosts:
+        return self.transport.hosts
 
     @property
     def requests(self) -> RequestCounter:

@@ -14,7 +14,7 @@ an OCI image layout folder (`matrix.registry.layout`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -67,13 +67,16 @@ def ensure(
     manifest: Manifest | None = None,
     *,
     current: Mapping[ImageReference, str | None] | None = None,
+    written: Callable[[ImageReference], None] | None = None,
 ) -> str:
     """Make every reference of ``targets`` name ``manifest`` (by default the source's
     own); its digest.
 
     ``current`` is what the caller already saw at some targets (the digest there, or
     None for nothing): those are not looked at again. The content goes to each
-    target repository once, however many of its references are written.
+    target repository once, however many of its references are written. ``written``
+    hears of each reference as soon as it names the manifest, so a run that fails
+    half-way knows which it wrote.
     """
     if manifest is None:
         manifest = source.manifest(client)
@@ -88,7 +91,13 @@ def ensure(
         first_of_repository.setdefault((target.registry, target.repository), target)
     for target in first_of_repository.values():
         ensure_content(client, source, target, manifest)
-    client.map(lambda t: client.put_manifest(t, manifest.content, manifest.media_type), pending)
+
+    def put(target: ImageReference) -> None:
+        client.put_manifest(target, manifest.content, manifest.media_type)
+        if written is not None:
+            written(target)
+
+    client.map(put, pending)
     return manifest.digest
 
 

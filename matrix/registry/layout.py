@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from matrix.errors import UserError
+from matrix.platform import Platform
 from matrix.reference import ImageReference
 from matrix.registry.answers import BadAnswer
 from matrix.registry.client import Manifest, RegistryClient
@@ -66,9 +67,8 @@ def image_platform(layout: Path) -> str:
     """os/arch[/variant] of the layout's image, from its config (a local file)."""
     manifest_path, _ = _only_manifest(layout)
     config = parse_manifest(manifest_path.read_bytes())["config"]
-    platform = json.loads(_blob_path(layout, config["digest"]).read_bytes())
-    parts = (platform.get("os"), platform.get("architecture"), platform.get("variant"))
-    return "/".join(part for part in parts if part)
+    image_config = json.loads(_blob_path(layout, config["digest"]).read_bytes())
+    return str(Platform.from_json(image_config))
 
 
 def _only_manifest(layout: Path) -> tuple[Path, Descriptor]:

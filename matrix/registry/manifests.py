@@ -38,9 +38,7 @@ class Descriptor:
             media_type=data.get("mediaType", ""),
             digest=data["digest"],
             size=int(data["size"]),
-            platform=Platform(platform["os"], platform["architecture"], platform.get("variant"))
-            if platform
-            else None,
+            platform=Platform.from_json(platform) if platform else None,
         )
 
     def to_json(self) -> dict[str, Any]:

@@ -7,15 +7,12 @@ backoff, and each retry is said (``notify``, stderr by default, through stamina'
 hook) so a person sees why a command waits.
 Every answer's body is read up to a limit (`matrix.registry.answers`) and comes back
 as an `Answer`; a refusal becomes a `RegistryError` naming registry, repository and
-reference. Plain HTTP is used only for loopback registries and the ones named as
-insecure; everything else is HTTPS with verified certificates.
+reference. Where each registry answers, over which scheme, with whose credentials,
+at what pace and with which timeouts is its record in `matrix.registry.hosts`.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import os
-import re
 import sys
 import threading
 import time
@@ -30,7 +27,6 @@ import httpx
 import stamina
 from stamina.instrumentation import RetryDetails, set_on_retry_hooks
 
-from matrix.errors import UserError
 from matrix.reference import ImageReference
 from matrix.registry.answers import (
     ERROR_LIMIT,
@@ -43,22 +39,19 @@ from matrix.registry.answers import (
     read_response,
 )
 from matrix.registry.auth import TOKEN_SERVICE, RegistryAuth, refusal_reason, retry_after_seconds
-from matrix.registry.credentials import Credentials, excluded_by_hosts, find_credentials
+from matrix.registry.credentials import Credentials, excluded_by_hosts
 from matrix.registry.errors import AuthenticationError, RegistryError, TransientError
-from matrix.registry.ratelimit import DEFAULT_RATE_LIMITS, RateBudgets, RateLimit, RequestsSpent
+from matrix.registry.hosts import (
+    CONNECT_TIMEOUT_VARIABLE,
+    READ_TIMEOUT_VARIABLE,
+    RegistryHosts,
+)
+from matrix.registry.ratelimit import RateBudgets, RequestsSpent
 
 T = TypeVar("T")
 
-CONNECT_TIMEOUT_VARIABLE = "MATRIX_REGISTRY_CONNECT_TIMEOUT"
-READ_TIMEOUT_VARIABLE = "MATRIX_REGISTRY_READ_TIMEOUT"
-DEFAULT_CONNECT_TIMEOUT = 10.0
-DEFAULT_READ_TIMEOUT = 30.0
 # Blob stores redirect once or twice; more than this is a loop.
 MAX_REDIRECTS = 10
-# Docker Hub's references say docker.io; its API lives elsewhere.
-DEFAULT_ENDPOINTS: Mapping[str, str] = {"docker.io": "registry-1.docker.io"}
-
-_HOST_LABEL = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,50 +81,6 @@ class RetryPolicy:
                 f"{self!r}: attempts and timeout_attempts must be at least 1, "
                 "and timeout more than 0 seconds"
             )
-
-
-@dataclass(frozen=True, slots=True)
-class Timeouts:
-    """Seconds to wait for a connection, and for each read of an answer."""
-
-    connect: float = DEFAULT_CONNECT_TIMEOUT
-    read: float = DEFAULT_READ_TIMEOUT
-
-    @classmethod
-    def resolve(
-        cls,
-        connect: float | None = None,
-        read: float | None = None,
-        environ: Mapping[str, str] | None = None,
-    ) -> Timeouts:
-        """Arguments over ``MATRIX_REGISTRY_*_TIMEOUT`` over the defaults."""
-        environ = os.environ if environ is None else environ
-        return cls(
-            _seconds_setting(connect, CONNECT_TIMEOUT_VARIABLE, environ, DEFAULT_CONNECT_TIMEOUT),
-            _seconds_setting(read, READ_TIMEOUT_VARIABLE, environ, DEFAULT_READ_TIMEOUT),
-        )
-
-    def to_httpx(self) -> httpx.Timeout:
-        return httpx.Timeout(self.read, connect=self.connect)
-
-
-def _seconds_setting(
-    given: float | None, variable: str, environ: Mapping[str, str], default: float
-) -> float:
-    if given is not None:
-        value, source = given, f"a timeout of {given!r}"
-    elif environ.get(variable, "").strip():
-        text = environ[variable].strip()
-        source = f"{variable}={text!r}"
-        try:
-            value = float(text)
-        except ValueError:
-            raise UserError(f"{source}: expected a number of seconds, such as 10") from None
-    else:
-        return default
-    if not 0 < value < float("inf"):
-        raise UserError(f"{source}: expected a number of seconds greater than 0")
-    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,77 +221,25 @@ class RequestCounter:
             self.budget.reset_counts()
 
 
-def is_loopback(registry: str) -> bool:
-    host = registry.rsplit(":", 1)[0] if not registry.endswith("]") else registry
-    host = host.strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def check_registry_host(text: str) -> str:
-    """``text`` if it is a registry's HOST[:PORT] (a DNS name, an IPv4 address or a
-    bracketed IPv6 one; a port of 1-65535), else a UserError saying what is wrong."""
-    problem = _host_problem(text)
-    if problem:
-        raise UserError(f"{text!r} is not a registry HOST[:PORT]: {problem}")
-    return text
-
-
-def _host_problem(text: str) -> str | None:
-    if text.startswith("["):
-        host, bracket, rest = text[1:].partition("]")
-        if not bracket:
-            return "an IPv6 address needs its closing ]"
-        try:
-            ipaddress.IPv6Address(host)
-        except ValueError:
-            return f"{host!r} is not an IPv6 address"
-        if rest and not rest.startswith(":"):
-            return "only :PORT may follow the address"
-        port = rest[1:] if rest else None
-    else:
-        host, colon, port_text = text.partition(":")
-        port = port_text if colon else None
-        if "://" in text or "/" in text:
-            return "give the host alone, without scheme or path"
-        labels = host.split(".")
-        if not host or not all(_HOST_LABEL.match(label) for label in labels):
-            return "a host is letters, digits, hyphens and dots"
-    if port is not None and not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
-        return f"the port {port!r} is not a number from 1 to 65535"
-    return None
-
-
 class Transport:
     """Sessions to any number of registries, and the one way requests are sent."""
 
     def __init__(
         self,
+        hosts: RegistryHosts,
         *,
-        insecure_registries: Iterable[str] = (),
-        endpoints: Mapping[str, str] = DEFAULT_ENDPOINTS,
-        credentials: Callable[[str], Credentials | None] = find_credentials,
         retry: RetryPolicy = RetryPolicy(),
-        timeouts: Timeouts | None = None,
         max_connections: int = 16,
         transport: httpx.BaseTransport | None = None,
-        rate_limits: Mapping[str, RateLimit | None] = DEFAULT_RATE_LIMITS,
         notify: Callable[[RetryNotice], None] = print_notice,
     ) -> None:
-        self.insecure_registries = frozenset(check_registry_host(h) for h in insecure_registries)
-        self.endpoints = dict(endpoints)
+        self.hosts = hosts
         self.retry = retry
-        self.timeouts = timeouts or Timeouts.resolve()
         # Pacing per registry (matrix.registry.ratelimit); a 429 pauses no longer
         # than the retry policy would wait for it.
-        self.budget = RateBudgets(rate_limits, max_wait=retry.max_retry_after)
+        self.budget = RateBudgets(hosts.rate_limits, max_wait=retry.max_retry_after)
         self.requests = RequestCounter(self.budget)
         self.notify = notify
-        self._find_credentials = credentials
         self._max_connections = max_connections
         self._transport = transport  # for callers that route requests themselves
         self._sessions: dict[str, httpx.Client] = {}
@@ -355,20 +252,19 @@ class Transport:
             session.close()
 
     def base_url(self, registry: str) -> str:
-        endpoint = self.endpoints.get(registry, registry)
-        plain = is_loopback(endpoint) or registry in self.insecure_registries
-        return f"{'http' if plain else 'https'}://{endpoint}"
+        return self.hosts[registry].base_url
 
     def session(self, registry: str) -> httpx.Client:
         """The registry's connection pool, created on first use."""
         with self._lock:
             session = self._sessions.get(registry)
             if session is None:
+                host = self.hosts[registry]
                 budget = self.budget[registry]
                 session = httpx.Client(
-                    base_url=self.base_url(registry),
-                    auth=RegistryAuth(registry, self._find_credentials(registry)),
-                    timeout=self.timeouts.to_httpx(),
+                    base_url=host.base_url,
+                    auth=RegistryAuth(registry, host.find_credentials()),
+                    timeout=host.timeouts.to_httpx(),
                     follow_redirects=True,
                     max_redirects=MAX_REDIRECTS,
                     limits=httpx.Limits(
@@ -449,18 +345,19 @@ class Transport:
         elif request is not None and request.url.netloc != self._netloc(where.registry):
             origin = f"{request.url.scheme}://{request.url.netloc.decode()}: "
         again = True
+        timeouts = self.hosts[where.registry].timeouts
         if isinstance(error, httpx.ConnectTimeout):
             reason = (
-                f"no connection within {seconds_text(self.timeouts.connect)} "
+                f"no connection within {seconds_text(timeouts.connect)} "
                 f"(connect timeout, {CONNECT_TIMEOUT_VARIABLE})"
             )
         elif isinstance(error, httpx.ReadTimeout | httpx.WriteTimeout):
             reason = (
-                f"no answer within {seconds_text(self.timeouts.read)} "
+                f"no answer within {seconds_text(timeouts.read)} "
                 f"(read timeout, {READ_TIMEOUT_VARIABLE})"
             )
         elif isinstance(error, httpx.PoolTimeout):
-            reason = f"no free connection within {seconds_text(self.timeouts.read)}"
+            reason = f"no free connection within {seconds_text(timeouts.read)}"
         elif "refused" in lower:
             reason = "connection refused"
         elif "ssl" in lower or "certificate" in lower:

@@ -13,7 +13,7 @@ from matrix.buildid import changed_inputs, recorded_inputs
 from matrix.cli import main
 from matrix.engines import BuildRequest
 from matrix.engines.podman import PodmanEngine
-from matrix.lock import PINS_ANNOTATION, RESOLVED_AS_OF
+from matrix.publish.annotations import PINS_ANNOTATION, RESOLVED_AS_OF
 from matrix.publish.state import read_image
 from matrix.reference import ImageReference
 from matrix.registry import RegistryClient

@@ -36,8 +36,8 @@ def plan():
 def test_both_platform_jobs_hand_over_the_same_inputs(tmp_path, plan):
     (spec,) = plan.images
     built = inputs(DIGEST)
-    write_digest(tmp_path / "amd", spec.key, "linux/amd64", DIGEST, built)
-    write_digest(tmp_path / "arm", spec.key, "linux/arm64", OTHER, built)
+    write_digest(tmp_path / "amd", spec.key, "linux/amd64", DIGEST, built.to_record())
+    write_digest(tmp_path / "arm", spec.key, "linux/arm64", OTHER, built.to_record())
 
     found = read_digests(tmp_path)
 
@@ -48,15 +48,15 @@ def test_both_platform_jobs_hand_over_the_same_inputs(tmp_path, plan):
 
 def test_platform_jobs_built_on_different_bases_are_refused(tmp_path, plan):
     (spec,) = plan.images
-    write_digest(tmp_path, spec.key, "linux/amd64", DIGEST, inputs(DIGEST))
-    write_digest(tmp_path, spec.key, "linux/arm64", OTHER, inputs(OTHER))
+    write_digest(tmp_path, spec.key, "linux/amd64", DIGEST, inputs(DIGEST).to_record())
+    write_digest(tmp_path, spec.key, "linux/arm64", OTHER, inputs(OTHER).to_record())
     with pytest.raises(UserError, match="built from different inputs"):
         image_inputs(read_digests(tmp_path), plan, tmp_path)
 
 
 def test_a_record_whose_id_does_not_match_its_inputs_is_refused(tmp_path, plan):
     (spec,) = plan.images
-    path = write_digest(tmp_path, spec.key, "linux/amd64", DIGEST, inputs(DIGEST))
+    path = write_digest(tmp_path, spec.key, "linux/amd64", DIGEST, inputs(DIGEST).to_record())
     record = json.loads(path.read_text())
     record["build_id"] = OTHER
     path.write_text(json.dumps(record))
@@ -70,7 +70,7 @@ def test_a_record_whose_id_does_not_match_its_inputs_is_refused(tmp_path, plan):
 )
 def test_a_digest_file_with_values_of_the_wrong_type_is_one_clear_error(tmp_path, plan, change):
     (spec,) = plan.images
-    path = write_digest(tmp_path, spec.key, "linux/amd64", DIGEST, inputs(DIGEST))
+    path = write_digest(tmp_path, spec.key, "linux/amd64", DIGEST, inputs(DIGEST).to_record())
     path.write_text(json.dumps({**json.loads(path.read_text()), **change}))
     with pytest.raises(UserError, match="not a digest file of matrix build"):
         read_digests(tmp_path)

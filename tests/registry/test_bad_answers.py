@@ -202,10 +202,10 @@ def test_a_token_service_that_refuses_connections_is_named(capsys):
 def test_timeouts_come_from_the_environment_and_are_checked(monkeypatch):
     monkeypatch.setenv("MATRIX_REGISTRY_CONNECT_TIMEOUT", "2.5")
     with RegistryClient() as client:
-        assert client.transport.timeouts.connect == 2.5
-        assert client.transport.timeouts.read == 0.5  # short_waits
+        assert client.hosts["ghcr.io"].timeouts.connect == 2.5
+        assert client.hosts["ghcr.io"].timeouts.read == 0.5  # short_waits
     with RegistryClient(read_timeout=7) as client:
-        assert client.transport.timeouts.read == 7
+        assert client.hosts["ghcr.io"].timeouts.read == 7
     monkeypatch.setenv("MATRIX_REGISTRY_CONNECT_TIMEOUT", "soon")
     with pytest.raises(ValueError, match="MATRIX_REGISTRY_CONNECT_TIMEOUT='soon': expected a"):
         RegistryClient()
