@@ -53,6 +53,9 @@ CONNECT_TIMEOUT_VARIABLE = "MATRIX_REGISTRY_CONNECT_TIMEOUT"
 READ_TIMEOUT_VARIABLE = "MATRIX_REGISTRY_READ_TIMEOUT"
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 30.0
+# Every answer of a distribution-based registry (Docker Hub, GHCR, ECR, Harbor...)
+# carries it; an OCI registry may leave it out.
+API_VERSION_HEADER = "docker-distribution-api-version"
 # Blob stores redirect once or twice; more than this is a loop.
 MAX_REDIRECTS = 10
 # Docker Hub's references say docker.io; its API lives elsewhere.
@@ -201,6 +204,14 @@ class Answer:
         return self.url.join(link["url"])
 
 
+class NotARegistry(RegistryError):
+    """A host whose answers are not a registry's: a web server, a portal, a wrong port.
+
+    Its 404s would otherwise read as "no such repository" and the host as an empty
+    registry, with every release missing from it.
+    """
+
+
 @dataclass(frozen=True, slots=True)
 class RetryNotice:
     """A request that failed and is about to be tried again."""
@@ -347,6 +358,11 @@ class Transport:
         self._transport = transport  # for callers that route requests themselves
         self._sessions: dict[str, httpx.Client] = {}
         self._lock = threading.Lock()
+        # Registries whose answers were recognised as a registry's (see `recognise`),
+        # and hosts found to be none, with what they answered.
+        self._recognised: set[str] = set()
+        self._not_registries: dict[str, NotARegistry] = {}
+        self._recognising = threading.Lock()
 
     def close(self) -> None:
         with self._lock:
@@ -489,7 +505,24 @@ class Transport:
         limit: int = SMALL_LIMIT,
     ) -> Answer:
         """One attempt; 429 and 5xx raise to retry. A success's body may be ``limit``
-        bytes (more is an error); a refusal's is read up to ERROR_LIMIT."""
+        bytes (more is an error); a refusal's is read up to ERROR_LIMIT. A 404 counts
+        only from a host recognised as a registry (`recognise`)."""
+        answer = self._exchange(where, action, method, url, headers, content, limit)
+        raise_if_transient(answer)
+        if answer.status == 404:
+            self.recognise(answer)
+        return answer
+
+    def _exchange(
+        self,
+        where: Where,
+        action: str,
+        method: str,
+        url: str | httpx.URL,
+        headers: Mapping[str, str] | None = None,
+        content: bytes | Iterable[bytes] | None = None,
+        limit: int = SMALL_LIMIT,
+    ) -> Answer:
         session = self.session(where.registry)
         request = session.build_request(method, url, headers=headers, content=content)
         response = session.send(request, stream=True)
@@ -498,9 +531,48 @@ class Transport:
         finally:
             response.close()
         url, status = response.request.url, response.status_code
-        answer = Answer(where, action, method, url, status, response.headers, body)
-        raise_if_transient(answer)
-        return answer
+        return Answer(where, action, method, url, status, response.headers, body)
+
+    # -- is it a registry? -----------------------------------------------------------
+
+    def recognise(self, answer: Answer) -> None:
+        """Raise NotARegistry unless ``answer`` (a 404) comes from a registry.
+
+        An ordinary web server answers 404 to every path of the registry API, which
+        would read as a registry without repositories. A registry's 404 names its
+        API version or carries its JSON error codes; otherwise ``GET /v2/`` decides,
+        once per registry: a registry answers it 200 or 401 (distribution-spec).
+        """
+        registry = answer.where.registry
+        if registry in self._recognised or answer.url.netloc != self._netloc(registry):
+            return
+        if API_VERSION_HEADER in answer.headers or error_detail(answer)[0]:
+            self._recognised.add(registry)
+            return
+        with self._recognising:
+            if registry in self._recognised:
+                return
+            if registry in self._not_registries:
+                raise self._not_registries[registry]
+            where = Where(registry)
+
+            def ping() -> Answer:
+                reply = self._exchange(where, "check the registry", "GET", "/v2/")
+                raise_if_transient(reply)
+                return reply
+
+            reply = self.call(where, "check the registry", ping)
+            if not _speaks_registry_api(reply):
+                media_type = reply.media_type or "no content type"
+                self._not_registries[registry] = NotARegistry(
+                    f"not a container registry: GET /v2/ answered HTTP {reply.status} "
+                    f"({media_type}) without {_HEADER_NAME}, where a registry answers "
+                    "200 or 401; check the registry's host and port",
+                    registry=registry,
+                    status=reply.status,
+                )
+                raise self._not_registries[registry]
+            self._recognised.add(registry)
 
     def _read(self, where: Where, action: str, response: httpx.Response, limit: int) -> bytes:
         # A refusal's body is read for its error code alone: cut, never refused.
@@ -655,6 +727,18 @@ def _announce(details: RetryDetails) -> None:
 # Ours alone: stamina's default hook logs each retry (or sends it to structlog or
 # Prometheus), which would repeat every retry line in another format.
 set_on_retry_hooks([_announce])
+
+
+_HEADER_NAME = "Docker-Distribution-API-Version"
+
+
+def _speaks_registry_api(answer: Answer) -> bool:
+    """Whether ``GET /v2/`` was answered as a registry answers it."""
+    if API_VERSION_HEADER in answer.headers:
+        return True
+    if answer.status == 200:
+        return answer.media_type == "application/json"
+    return answer.status == 401 and "www-authenticate" in answer.headers
 
 
 def raise_if_transient(answer: Answer) -> None:
