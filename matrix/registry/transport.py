@@ -53,6 +53,10 @@ CONNECT_TIMEOUT_VARIABLE = "MATRIX_REGISTRY_CONNECT_TIMEOUT"
 READ_TIMEOUT_VARIABLE = "MATRIX_REGISTRY_READ_TIMEOUT"
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 30.0
+# A request that went unanswered is tried once more with this read timeout at most:
+# a fresh connection to a live registry answers within it, a hung one costs no
+# second full read timeout.
+RETRY_READ_TIMEOUT = 5.0
 # Every answer of a distribution-based registry (Docker Hub, GHCR, ECR, Harbor...)
 # carries it; an OCI registry may leave it out.
 API_VERSION_HEADER = "docker-distribution-api-version"
@@ -73,7 +77,8 @@ class RetryPolicy:
     most ``max_retry_after``, and never past ``timeout``); no retry starts once
     ``timeout`` seconds have gone. A registry that took the connection and never
     answered already cost a whole read timeout, so such a request is tried only
-    ``timeout_attempts`` times.
+    ``timeout_attempts`` times, each retry with a read timeout of at most
+    ``RETRY_READ_TIMEOUT``; after it failed, the registry is not asked again.
     """
 
     attempts: int = 5
@@ -116,6 +121,14 @@ class Timeouts:
 
     def to_httpx(self) -> httpx.Timeout:
         return httpx.Timeout(self.read, connect=self.connect)
+
+    def after_no_answer(self) -> httpx.Timeout:
+        """The timeouts of a request tried again after one went unanswered."""
+        return httpx.Timeout(self.read, connect=self.connect, read=self.retry_read)
+
+    @property
+    def retry_read(self) -> float:
+        return min(self.read, RETRY_READ_TIMEOUT)
 
 
 def _seconds_setting(
@@ -232,7 +245,9 @@ class RetryNotice:
 
 def print_notice(notice: RetryNotice) -> None:
     """The default ``notify``: a ``matrix: `` line on stderr (errors say ``matrix: error:``)."""
-    print(f"matrix: {notice}", file=sys.stderr, flush=True)
+    # One write per line: retries of requests running in parallel never share a line.
+    sys.stderr.write(f"matrix: {notice}\n")
+    sys.stderr.flush()
 
 
 def seconds_text(seconds: float) -> str:
@@ -363,6 +378,8 @@ class Transport:
         self._recognised: set[str] = set()
         self._not_registries: dict[str, NotARegistry] = {}
         self._recognising = threading.Lock()
+        # Registry -> why it is not asked again: a request to it went unanswered.
+        self._unanswered: dict[str, str] = {}
 
     def close(self) -> None:
         with self._lock:
@@ -410,6 +427,9 @@ class Transport:
         retried (a blob upload retries POST and PUT together, say).
         """
         policy = self.retry
+        unanswered = self._unanswered.get(where.registry)
+        if unanswered is not None:
+            raise where.error(f"{action}: not sent; an earlier request had {unanswered}")
         tries = _Tries(self, where, action)
         token = _CALL.set(tries)
         try:
@@ -446,7 +466,14 @@ class Transport:
             ) from None
         except httpx.TransportError as error:
             reason, again = self._describe(where, error)
-            raise where.error(f"{action}: {reason}{tries.summary() if again else ''}") from None
+            reason += tries.summary() if again else ""
+            if isinstance(error, httpx.TimeoutException) and not isinstance(
+                error, httpx.PoolTimeout
+            ):
+                # A registry that took the connection and never answered would cost
+                # every later request the same wait: one such wait is enough.
+                self._unanswered.setdefault(where.registry, reason)
+            raise where.error(f"{action}: {reason}") from None
         finally:
             _CALL.reset(token)
         raise AssertionError("stamina ended without a result or an error")
@@ -524,7 +551,9 @@ class Transport:
         limit: int = SMALL_LIMIT,
     ) -> Answer:
         session = self.session(where.registry)
-        request = session.build_request(method, url, headers=headers, content=content)
+        request = session.build_request(
+            method, url, headers=headers, content=content, timeout=self._timeout()
+        )
         response = session.send(request, stream=True)
         try:
             body = self._read(where, action, response, limit)
@@ -532,6 +561,12 @@ class Transport:
             response.close()
         url, status = response.request.url, response.status_code
         return Answer(where, action, method, url, status, response.headers, body)
+
+    def _timeout(self) -> httpx.Timeout:
+        tries = _CALL.get()
+        if tries is not None and tries.transport is self and tries.no_answers:
+            return self.timeouts.after_no_answer()
+        return self.timeouts.to_httpx()
 
     # -- is it a registry? -----------------------------------------------------------
 
@@ -616,7 +651,7 @@ class Transport:
     def stream(self, where: Where, action: str, url: str) -> Iterator[httpx.Response]:
         """A GET whose body the caller streams on (a blob); a refusal raises."""
         session = self.session(where.registry)
-        with session.stream("GET", url) as response:
+        with session.stream("GET", url, timeout=self._timeout()) as response:
             if not response.is_success:
                 answer = Answer(
                     where,

@@ -1,15 +1,18 @@
-"""A wrong --registry is never an empty registry.
+"""A wrong --registry is never an empty registry, and a hung one is waited for once.
 
 An ordinary web server answers 404 to every path of the registry API; taken at its
 word it would be a registry without repositories, every release missing from it and
-every tag to be written. It goes through the real command line, against
-tests/support/bad_registry.py, with the Debian registry as the real thing beside it.
+every tag to be written. A registry that takes connections and never answers would
+cost a read timeout per request. Both go through the real command line, against
+tests/support/bad_registry.py, with the Debian registry as the real thing beside them.
 """
 
 from __future__ import annotations
 
 import re
+import time
 import uuid
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -139,3 +142,30 @@ def test_a_404_page_behind_a_registry_name_is_refused_in_the_library_too(web_ser
         pytest.raises(NotARegistry, match=re.escape(NOT_A_REGISTRY)),
     ):
         client.head_manifest(parse_reference(f"{web_server.host}/team/app:1"))
+
+
+def test_a_hung_registry_costs_one_read_timeout_and_a_short_retry(monkeypatch, capsys):
+    """`verify` asks for the tag lists of two repositories at once, then for many
+    manifests: against a registry that never answers, only the first two requests are
+    sent (each tried twice), and the command ends after one read timeout plus a retry
+    of at most 5 s, not after a read timeout per request."""
+    read_timeout = 12.0
+    monkeypatch.setenv("MATRIX_REGISTRY_READ_TIMEOUT", str(read_timeout))
+    server = start_bad_registry("never")
+    try:
+        started = time.monotonic()
+        assert main(["verify", "--version", "3.4.25", "--registry", server.host]) == 2
+        spent = time.monotonic() - started
+    finally:
+        server.stop()
+    err = capsys.readouterr().err
+    line = err.splitlines()[-1]
+    assert "no answer within 12 s (read timeout, MATRIX_REGISTRY_READ_TIMEOUT)" in line, err
+    assert "Traceback" not in err
+    tries = Counter(path for _, path in server.requests)
+    assert tries == {
+        "/v2/prefecthq/prefect/tags/list": 2,
+        "/v2/prefecthq/prefect-client/tags/list": 2,
+    }
+    # Two full read timeouts would be 24 s; the margin is for a busy machine.
+    assert spent < 2 * read_timeout
