@@ -18,6 +18,7 @@ import pytest
 
 from matrix.cli import main
 from tests.build.conftest import FAKE_DOCKER
+from tests.support.package_index import make_wheel
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 LONG = "1" * 10_000
@@ -60,6 +61,12 @@ def _not_utf8_template(tmp_path: Path) -> Path:
     template = tmp_path / "dockerfiles" / "conda.Dockerfile.j2"
     template.write_bytes(b"# Caf\xe9 edition\n" + template.read_bytes())
     return tmp_path / "versions.toml"
+
+
+def _prefect_dist_only(tmp_path: Path) -> str:
+    """A dev build's dist folder without prefect-client's."""
+    make_wheel(tmp_path / "dist", "prefect", "3.4.26+1.gabc1234")
+    return str(tmp_path / "dist")
 
 
 def _earlier_step(path: Path) -> str:
@@ -114,6 +121,10 @@ CASES: dict[str, Callable[[Path], Case]] = {
     "a template that is not UTF-8": lambda t: Case(
         ["render", "--version", "2.11.5", "--config", str(_not_utf8_template(t))],
         "conda.Dockerfile.j2: not UTF-8 text (invalid continuation byte at byte 5)",
+    ),
+    "a dev plan whose dists lack prefect-client's": lambda t: Case(
+        ["plan", "--version", "3.4.26+1.gabc1234", "--dist", _prefect_dist_only(t)],
+        "expected one wheel or sdist of prefect-client in the folder, found 0",
     ),
     "template syntax error": lambda t: Case(
         [

@@ -90,6 +90,18 @@ class GitDescribe(MetadataHookInterface):
 """
 
 
+# Prefect's client/build_client.sh (3.2.3 on), in its contract: run from the checkout
+# with TMPDIR set, it stages the checkout there without the server and with the
+# client's pyproject.toml, for `uv build` to build prefect-client from the same git.
+_BUILD_CLIENT = """\
+cp -rf ./ "$TMPDIR"
+cd "$TMPDIR/src/prefect"
+rm -rf server
+cd "$TMPDIR"
+cp client/pyproject.toml .
+"""
+
+
 class PrefectCheckout:
     def __init__(self, path: Path):
         self.path = path
@@ -97,8 +109,13 @@ class PrefectCheckout:
         self.git("init", "-q")
         (path / "pyproject.toml").write_text(_PYPROJECT)
         (path / "hatch_build.py").write_text(_VERSION_HOOK)
-        (path / "src" / "prefect").mkdir(parents=True)
+        (path / "src" / "prefect" / "server").mkdir(parents=True)
         (path / "src" / "prefect" / "__init__.py").write_text("")
+        (path / "src" / "prefect" / "server" / "__init__.py").write_text("")
+        (path / "client").mkdir()
+        (path / "client" / "build_client.sh").write_text(_BUILD_CLIENT)
+        client = _PYPROJECT.replace('name = "prefect"', 'name = "prefect-client"')
+        (path / "client" / "pyproject.toml").write_text(client)
         self.git("add", "-A")
         self.git("commit", "-q", "-m", "release")
         self.git("tag", "3.4.25")
@@ -267,13 +284,36 @@ def test_a_dev_call_builds_the_dist_of_the_callers_commit_and_plans_its_dev_tags
         "prefecthq/prefect-client-dev",
     }
     assert f"sha-{head[:7]}-python3.12" in summary
-    # The upload step ships the sdist the build jobs hand to `matrix build --dist`.
-    (sdist,) = (runner.workdir / "dist").glob("*.tar.gz")
-    with tarfile.open(sdist) as archive:
-        info = next(m for m in archive.getmembers() if m.name.endswith("/PKG-INFO"))
-        assert f"Version: 3.4.26rc1+1.g{head[:7]}" in archive.extractfile(info).read().decode()
+    # The upload step ships the sdists the build jobs hand to `matrix build --dist`:
+    # Prefect's, and the client's that client/build_client.sh stages.
+    version = f"3.4.26rc1+1.g{head[:7]}"
+    sdists = sorted((runner.workdir / "dist").glob("*.tar.gz"))
+    assert [s.name for s in sdists] == [
+        f"prefect-{version}.tar.gz",
+        f"prefect_client-{version}.tar.gz",
+    ]
+    for sdist, name in zip(sdists, ("prefect", "prefect-client"), strict=True):
+        metadata = sdist_metadata(sdist)
+        assert f"Name: {name}\n" in metadata and f"Version: {version}\n" in metadata
+    with tarfile.open(sdists[1]) as archive:  # the client's, without the server
+        assert not [m.name for m in archive.getmembers() if "/src/prefect/server" in m.name]
+    # The plan names what each image installs.
+    assert (
+        f"prefecthq/prefect-client-dev: prefect-client from prefect_client-{version}.tar.gz"
+        in summary
+    )
     uploads = find_step(publish_workflow, "plan", uses="actions/upload-artifact")
     assert [u["with"]["path"] for u in uploads] == ["dist"]
+
+
+def sdist_metadata(sdist: Path) -> str:
+    with tarfile.open(sdist) as archive:
+        info = next(
+            m
+            for m in archive.getmembers()
+            if m.name.count("/") == 1 and m.name.endswith("/PKG-INFO")
+        )
+        return archive.extractfile(info).read().decode()
 
 
 def test_the_build_step_hands_the_dist_to_matrix_build(publish_workflow):
