@@ -11,8 +11,10 @@ resolves arm64 cells on an amd64 host. The date, in order of preference:
 1. the one recorded on the image when it was first built (label and annotation
    ``io.prefect.matrix.resolved-as-of``), so a refresh or republish keeps its lock;
 2. else the upload time of the release's own files on the index (PEP 700);
-3. else, for a given dist (a dev build, or a build before the upload), the time of
-   this first build.
+3. else, for a dev build, the modification time of its dist file (the release
+   workflow sets it to the commit's time, so every job building a platform of the
+   image, and every rerun, locks it alike); for a build before the upload, the time
+   of this first build.
 
 ``re_resolve`` (``--re-resolve``) takes the current time instead, on purpose.
 
@@ -72,6 +74,11 @@ class Dist:
     path: Path
     project: str  # canonical name
     version: Version
+
+    @property
+    def modified(self) -> datetime:
+        """The file's modification time, to the second."""
+        return datetime.fromtimestamp(int(self.path.stat().st_mtime), UTC)
 
     @property
     def sha256(self) -> str:
@@ -467,7 +474,9 @@ def lock_plan(
         if re_resolve:
             dates[package] = (now(), "re-resolve")
         elif dist and plan.kind == Kind.DEV:
-            dates[package] = (now(), "dist")
+            # The dist file's time, not now: jobs that build the platforms of one
+            # image apart, from copies of one dist, lock it alike.
+            dates[package] = (dists[package].modified, "dist")
         else:
             try:
                 uploaded = upload_time(

@@ -212,8 +212,20 @@ def quoted(value: object) -> str:
 def template_environment(templates_dir: Path):
     import jinja2
 
+    class Loader(jinja2.FileSystemLoader):
+        """jinja2's file loader, naming the template that is not UTF-8 text."""
+
+        def get_source(self, environment, template):
+            try:
+                return super().get_source(environment, template)
+            except UnicodeDecodeError as error:
+                raise UserError(
+                    f"{Path(self.searchpath[0]) / template}: not UTF-8 text "
+                    f"({error.reason} at byte {error.start})"
+                ) from None
+
     environment = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(templates_dir),
+        loader=Loader(templates_dir),
         undefined=jinja2.StrictUndefined,
         autoescape=False,  # Dockerfiles, not HTML: values are checked by `quoted`
         trim_blocks=True,

@@ -18,6 +18,7 @@ import pytest
 
 from matrix.cli import main
 from tests.build.conftest import FAKE_DOCKER
+from tests.support.package_index import make_wheel
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 LONG = "1" * 10_000
@@ -53,6 +54,27 @@ def _no_buildx(tmp_path: Path) -> dict[str, str]:
     }
 
 
+def _not_utf8_template(tmp_path: Path) -> Path:
+    """A copy of versions.toml and dockerfiles/ with one template saved as Latin-1."""
+    shutil.copy(REPOSITORY / "versions.toml", tmp_path / "versions.toml")
+    shutil.copytree(REPOSITORY / "dockerfiles", tmp_path / "dockerfiles")
+    template = tmp_path / "dockerfiles" / "conda.Dockerfile.j2"
+    template.write_bytes(b"# Caf\xe9 edition\n" + template.read_bytes())
+    return tmp_path / "versions.toml"
+
+
+def _prefect_dist_only(tmp_path: Path) -> str:
+    """A dev build's dist folder without prefect-client's."""
+    make_wheel(tmp_path / "dist", "prefect", "3.4.26+1.gabc1234")
+    return str(tmp_path / "dist")
+
+
+def _earlier_step(path: Path) -> str:
+    """A GitHub file an earlier step of the job already wrote to."""
+    path.write_text("earlier=1\n", encoding="utf-8")
+    return str(path)
+
+
 RELEASE = ["--version", "2.11.5", "--sha", "a597971"]
 
 
@@ -85,6 +107,24 @@ CASES: dict[str, Callable[[Path], Case]] = {
         ["publish", *RELEASE, "--registry", "127.0.0.1:1", "--dry-run"],
         "$GITHUB_STEP_SUMMARY",
         env={"GITHUB_STEP_SUMMARY": str(t / "missing" / "summary")},
+    ),
+    "GITHUB_OUTPUT on a full disk": lambda t: Case(
+        ["plan", *RELEASE, "--format", "github"],
+        "$GITHUB_OUTPUT /dev/full: cannot write it: No space left on device",
+        env={"GITHUB_OUTPUT": "/dev/full", "GITHUB_STEP_SUMMARY": _earlier_step(t / "summary")},
+    ),
+    "GITHUB_STEP_SUMMARY on a full disk leaves GITHUB_OUTPUT as it was": lambda t: Case(
+        ["plan", *RELEASE, "--format", "github"],
+        "$GITHUB_STEP_SUMMARY /dev/full: cannot write it: No space left on device",
+        env={"GITHUB_OUTPUT": _earlier_step(t / "output"), "GITHUB_STEP_SUMMARY": "/dev/full"},
+    ),
+    "a template that is not UTF-8": lambda t: Case(
+        ["render", "--version", "2.11.5", "--config", str(_not_utf8_template(t))],
+        "conda.Dockerfile.j2: not UTF-8 text (invalid continuation byte at byte 5)",
+    ),
+    "a dev plan whose dists lack prefect-client's": lambda t: Case(
+        ["plan", "--version", "3.4.26+1.gabc1234", "--dist", _prefect_dist_only(t)],
+        "expected one wheel or sdist of prefect-client in the folder, found 0",
     ),
     "template syntax error": lambda t: Case(
         [

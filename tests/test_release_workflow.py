@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -90,6 +91,18 @@ class GitDescribe(MetadataHookInterface):
 """
 
 
+# Prefect's client/build_client.sh (3.2.3 on), in its contract: run from the checkout
+# with TMPDIR set, it stages the checkout there without the server and with the
+# client's pyproject.toml, for `uv build` to build prefect-client from the same git.
+_BUILD_CLIENT = """\
+cp -rf ./ "$TMPDIR"
+cd "$TMPDIR/src/prefect"
+rm -rf server
+cd "$TMPDIR"
+cp client/pyproject.toml .
+"""
+
+
 class PrefectCheckout:
     def __init__(self, path: Path):
         self.path = path
@@ -97,8 +110,13 @@ class PrefectCheckout:
         self.git("init", "-q")
         (path / "pyproject.toml").write_text(_PYPROJECT)
         (path / "hatch_build.py").write_text(_VERSION_HOOK)
-        (path / "src" / "prefect").mkdir(parents=True)
+        (path / "src" / "prefect" / "server").mkdir(parents=True)
         (path / "src" / "prefect" / "__init__.py").write_text("")
+        (path / "src" / "prefect" / "server" / "__init__.py").write_text("")
+        (path / "client").mkdir()
+        (path / "client" / "build_client.sh").write_text(_BUILD_CLIENT)
+        client = _PYPROJECT.replace('name = "prefect"', 'name = "prefect-client"')
+        (path / "client" / "pyproject.toml").write_text(client)
         self.git("add", "-A")
         self.git("commit", "-q", "-m", "release")
         self.git("tag", "3.4.25")
@@ -267,19 +285,45 @@ def test_a_dev_call_builds_the_dist_of_the_callers_commit_and_plans_its_dev_tags
         "prefecthq/prefect-client-dev",
     }
     assert f"sha-{head[:7]}-python3.12" in summary
-    # The upload step ships the sdist the build jobs hand to `matrix build --dist`.
-    (sdist,) = (runner.workdir / "dist").glob("*.tar.gz")
-    with tarfile.open(sdist) as archive:
-        info = next(m for m in archive.getmembers() if m.name.endswith("/PKG-INFO"))
-        assert f"Version: 3.4.26rc1+1.g{head[:7]}" in archive.extractfile(info).read().decode()
+    # The upload step ships the sdists the build jobs hand to `matrix build --dist`:
+    # Prefect's, and the client's that client/build_client.sh stages.
+    version = f"3.4.26rc1+1.g{head[:7]}"
+    sdists = sorted((runner.workdir / "dist").glob("*.tar.gz"))
+    assert [s.name for s in sdists] == [
+        f"prefect-{version}.tar.gz",
+        f"prefect_client-{version}.tar.gz",
+    ]
+    for sdist, name in zip(sdists, ("prefect", "prefect-client"), strict=True):
+        metadata = sdist_metadata(sdist)
+        assert f"Name: {name}\n" in metadata and f"Version: {version}\n" in metadata
+    with tarfile.open(sdists[1]) as archive:  # the client's, without the server
+        assert not [m.name for m in archive.getmembers() if "/src/prefect/server" in m.name]
+    # The plan names what each image installs.
+    assert (
+        f"prefecthq/prefect-client-dev: prefect-client from prefect_client-{version}.tar.gz"
+        in summary
+    )
     uploads = find_step(publish_workflow, "plan", uses="actions/upload-artifact")
     assert [u["with"]["path"] for u in uploads] == ["dist"]
+
+
+def sdist_metadata(sdist: Path) -> str:
+    with tarfile.open(sdist) as archive:
+        info = next(
+            m
+            for m in archive.getmembers()
+            if m.name.count("/") == 1 and m.name.endswith("/PKG-INFO")
+        )
+        return archive.extractfile(info).read().decode()
 
 
 def test_the_build_step_hands_the_dist_to_matrix_build(publish_workflow):
     build = step_by_id(publish_workflow, "build", "build")
     assert build["env"]["DIST_ARTIFACT"] == "${{ needs.plan.outputs.dist }}"
-    assert 'if [ -n "$DIST_ARTIFACT" ]; then args+=(--dist dist); fi' in build["run"]
+    assert build["env"]["DIST_TIME"] == "${{ needs.plan.outputs.dist_time }}"
+    assert 'if [ -n "$DIST_ARTIFACT" ]; then' in build["run"]
+    assert 'touch -d "@$DIST_TIME" dist/*' in build["run"]
+    assert "args+=(--dist dist)" in build["run"]
     (download,) = [
         s
         for s in publish_workflow["jobs"]["build"]["steps"]
@@ -502,6 +546,139 @@ def test_every_build_job_then_publish_yields_a_verified_release(
         timeout=60,
     )
     assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+# Prefect's two images, each installing its package from the dist, FROM scratch: the
+# lock and the dist land in /install, so the image shows what it would install.
+_DEV_CONFIG = """\
+schema = 1
+registry = "registry.invalid"
+templates = "dockerfiles"
+
+[defaults]
+platforms = ["linux/amd64", "linux/arm64"]
+release_sha_tags = true
+sha_length = 7
+prerelease_dev_tags = "none"
+images = ["prefect", "prefect-client"]
+
+[images.prefect]
+repository = "{unique}/prefect"
+dev_repository = "{unique}/prefect-dev"
+source = "https://github.com/PrefectHQ/prefect"
+flavors = ["standard"]
+package = "prefect"
+
+[images.prefect-client]
+repository = "{unique}/prefect-client"
+dev_repository = "{unique}/prefect-client-dev"
+source = "https://github.com/PrefectHQ/prefect"
+flavors = ["standard"]
+package = "prefect-client"
+
+[flavors.standard]
+suffix = ""
+template = "dist.Dockerfile.j2"
+
+[[lines]]
+versions = ">=3.0.0, <4.0.0"
+latest_python = "3.12"
+python.standard = ["3.12"]
+"""
+_DIST_TEMPLATE = """\
+FROM scratch
+COPY {{ install_folder }}/ /install/
+LABEL {% for name, value in labels.items() %}{{ name }}={{ value | quoted }} {% endfor %}
+
+"""
+
+
+@pytest.mark.podman
+@pytest.mark.registry
+def test_a_dev_build_of_a_3x_commit_publishes_every_planned_image(
+    publish_workflow, prefect, registry, podman, tmp_path
+):
+    """The dev path end to end: the plan job builds both dists from the commit, each
+    build job installs its image's own (prefect-client's too), publish and verify."""
+    unique = f"dev-{uuid.uuid4().hex[:8]}"
+    folder = tmp_path / "config"
+    (folder / "dockerfiles").mkdir(parents=True)
+    (folder / "dockerfiles" / "dist.Dockerfile.j2").write_text(_DIST_TEMPLATE)
+    config = folder / "versions.toml"
+    config.write_text(_DEV_CONFIG.format(unique=unique))
+    head = prefect.head()
+    version = f"3.4.26rc1+1.g{head[:7]}"
+    offline = {"UV_NO_BUILD_ISOLATION": "1", "UV_PYTHON": sys.executable, "UV_OFFLINE": "1"}
+    index = start_index()  # the locks resolve the dists alone: nothing to serve
+    try:
+        plan_runner = Runner(
+            job_folder(tmp_path / "plan", prefect), matrix_args=["--config", str(config)]
+        )
+        outputs, summary = plan_job(
+            publish_workflow,
+            plan_runner,
+            called_by(sha=head, dev=True),
+            cwd=plan_runner.workdir,
+            env=offline,
+        )
+        include = check_github_matrix(publish_workflow, outputs)
+        assert outputs["version"] == version and outputs["dist"] == "prefect-dist"
+        assert outputs["dist_time"] == prefect.git("log", "-1", "--format=%ct", "HEAD")
+        assert {e["image"] for e in include} == {
+            f"{unique}/prefect-dev",
+            f"{unique}/prefect-client-dev",
+        }
+        assert len(include) == 4
+        assert (
+            f"{unique}/prefect-client-dev: prefect-client from prefect_client-{version}.tar.gz"
+            in summary
+        )
+
+        # Each build job downloads the dist artifact to dist/, builds and pushes its
+        # platform, and uploads its digest.
+        (download,) = find_step(publish_workflow, "build", uses="actions/download-artifact")
+        (upload,) = find_step(publish_workflow, "build", uses="actions/upload-artifact")
+        build = step_by_id(publish_workflow, "build", "build")
+        local = ["--config", str(config), "--registry", registry.host]
+        artifacts = tmp_path / "artifacts"
+        for number, entry in enumerate(include):
+            runner = Runner(
+                job_folder(tmp_path / f"build-{number}"),
+                matrix_args=[*local, "--engine", "podman", "--index-url", index.url],
+            )
+            context = {"matrix": entry, "needs": {"plan": {"outputs": outputs}}}
+            assert evaluate(download["with"]["name"], context) == "prefect-dist"
+            downloaded = runner.workdir / download["with"]["path"]
+            shutil.copytree(plan_runner.workdir / "dist", downloaded)
+            for file in downloaded.iterdir():  # a download keeps no file times
+                os.utime(file)
+            process, _, _ = runner.run(build, context)
+            assert process.returncode == 0, process.stdout + process.stderr
+            name = evaluate(upload["with"]["name"], context)
+            shutil.copytree(runner.workdir / upload["with"]["path"], artifacts / name)
+
+        job = job_folder(tmp_path / "publish")
+        digests = job / "digests"
+        digests.mkdir()
+        for artifact in artifacts.iterdir():
+            for file in artifact.iterdir():
+                shutil.copy(file, digests / file.name)
+        runner = Runner(job, matrix_args=local)
+        context = {"needs": {"plan": {"outputs": outputs}}}
+        for step in ("publish", "verify"):
+            process, _, _ = runner.run(step_by_id(publish_workflow, "publish", step), context)
+            assert process.returncode == 0, process.stdout + process.stderr
+    finally:
+        index.stop()
+
+    # Every planned image is in the registry, and the client's holds the client's sdist.
+    report = json.loads((job / "publish-report.json").read_text())
+    written = {(c["repository"], c["tag"]) for c in report["changes"] if c["done"]}
+    for repository in (f"{unique}/prefect-dev", f"{unique}/prefect-client-dev"):
+        assert (repository, f"sha-{head[:7]}-python3.12") in written
+    with RegistryClient() as client:
+        tags = client.list_tags(f"{registry.host}/{unique}/prefect-client-dev")
+    assert f"sha-{head[:7]}-python3.12" in tags
 
 
 # --- release-images.yml: the catch-up ------------------------------------------------

@@ -6,15 +6,12 @@ import json
 import os
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, TextIO
+from contextlib import contextmanager, suppress
+from typing import Any, TextIO
 
 from matrix.errors import BuildError, UserError
 from matrix.plan import ImageSpec, Plan
 from matrix.platform import Cell, short, slug
-
-if TYPE_CHECKING:
-    pass
 
 # GitHub Actions refuses a job matrix with more entries than this.
 GITHUB_MATRIX_LIMIT = 256
@@ -105,7 +102,8 @@ def write_github(plan: Plan) -> None:
         github_file("GITHUB_STEP_SUMMARY") as summary,
     ):
         if output:
-            output.writelines(f"{name}={value}\n" for name, value in outputs.items())
+            output.write("".join(f"{name}={value}\n" for name, value in outputs.items()))
+            output.flush()  # before the summary is written: a full disk leaves both alone
         if summary:
             summary.write(markdown_summary(plan))
     sys.stdout.write(matrix + "\n")
@@ -118,19 +116,60 @@ def check_github_summary() -> None:
         pass
 
 
+class GitHubFile:
+    """A file a GitHub Actions variable names, open to append: a failed write (a full
+    disk) is a UserError naming the variable."""
+
+    def __init__(self, variable: str, path: str, handle: TextIO) -> None:
+        self.variable, self.path, self._handle = variable, path, handle
+
+    def write(self, text: str) -> None:
+        try:
+            self._handle.write(text)
+        except OSError as error:
+            raise self.error(error) from None
+
+    def flush(self) -> None:
+        try:
+            self._handle.flush()
+        except OSError as error:
+            raise self.error(error) from None
+
+    def error(self, error: OSError) -> UserError:
+        reason = error.strerror or str(error)
+        return UserError(f"${self.variable} {self.path}: cannot write it: {reason}")
+
+
 @contextmanager
-def github_file(variable: str) -> Iterator[TextIO | None]:
-    """The file a GitHub Actions variable names, open to append; None when it is unset."""
+def github_file(variable: str) -> Iterator[GitHubFile | None]:
+    """The file a GitHub Actions variable names, open to append; None when it is unset.
+
+    Whatever fails before the file is closed, in it or in the other file of a pair,
+    the file is cut back to what it held: a half-written output would hand the steps
+    after it a cut value.
+    """
     path = os.environ.get(variable)
     if not path:
         yield None
         return
     try:
         handle = open(path, "a", encoding="utf-8")  # noqa: SIM115  # closed below
+        start = handle.tell()
     except OSError as error:
         raise UserError(f"${variable} {path}: cannot write it: {error.strerror}") from None
-    with handle:
-        yield handle
+    file = GitHubFile(variable, path, handle)
+    try:
+        yield file
+        file.flush()
+    except BaseException:
+        with suppress(OSError):
+            handle.close()
+        with suppress(OSError):
+            os.truncate(path, start)
+        raise
+    finally:
+        with suppress(OSError):
+            handle.close()
 
 
 def markdown_summary(plan: Plan) -> str:

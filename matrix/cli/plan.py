@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from matrix.cli import options
+
+if TYPE_CHECKING:
+    from matrix.config import LoadedConfig
+    from matrix.plan import Plan
 
 HELP = "show every image and tag a release publishes (changes nothing)"
 DESCRIPTION = """\
@@ -14,6 +19,11 @@ Tags marked * are floating: they move to the newest final release of their line.
 Full and sha tags are immutable. Pre-releases get only their full tag; dev builds
 (a local version such as 2.11.5+12.gabc1234) go to the dev repository as
 sha-<commit>-pythonX.Y, the way Prefect's get_prefect_image_name names them.
+
+--dist PATH (the folder a dev build's `matrix build --dist` gets) checks that it holds
+the wheel or sdist of the planned version of every package the planned images
+install, and names each in the plan's notes; one missing is an error before any
+build job starts.
 """
 EPILOG = """\
 examples:
@@ -22,6 +32,7 @@ examples:
   matrix plan --version 2.10.22 --releases releases.txt   # a backport
   matrix plan --version 3.4.25 --format json
   matrix plan --version 3.4.25 --format github            # in a workflow step
+  matrix plan --version 3.4.26+12.gabc1234 --sha abc1234 --dist dist/
 """
 
 
@@ -29,13 +40,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     options.add_release_selection(parser)
     options.add_config(parser)
     options.add_format(parser)
+    parser.add_argument(
+        "--dist",
+        metavar="PATH",
+        help="the wheels or sdists the images will install (a dev build's): each planned "
+        "package's must be there, and the notes name it",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     from matrix.cli import output
     from matrix.config import load_config
 
-    plan = options.release_selection(args).plan(load_config(args.config))
+    loaded = load_config(args.config)
+    plan = options.release_selection(args).plan(loaded)
+    if args.dist:
+        plan = replace(plan, notes=(*plan.notes, *dist_notes(plan, loaded, args.dist)))
     if args.format == "json":
         output.print_json(plan)
     elif args.format == "github":
@@ -43,3 +65,20 @@ def run(args: argparse.Namespace) -> int:
     else:
         output.print_table(plan)
     return 0
+
+
+def dist_notes(plan: Plan, loaded: LoadedConfig, dist: str) -> list[str]:
+    """One note per package the planned images install: the file they get from
+    ``dist``. A package without one is a UserError, as `matrix build --dist` says."""
+    from matrix.lock import read_dist
+
+    installs: dict[str, set[str]] = {}
+    for spec in plan.images:
+        package = loaded.config.images[spec.image].package
+        if package:
+            installs.setdefault(package, set()).add(spec.repository)
+    notes = []
+    for package, repositories in sorted(installs.items()):
+        found = read_dist(dist, package, plan.version)
+        notes.append(f"{', '.join(sorted(repositories))}: {package} from {found.path.name}")
+    return notes

@@ -27,6 +27,10 @@ CONNECT_TIMEOUT_VARIABLE = "MATRIX_REGISTRY_CONNECT_TIMEOUT"
 READ_TIMEOUT_VARIABLE = "MATRIX_REGISTRY_READ_TIMEOUT"
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 30.0
+# A request that went unanswered is tried once more with this read timeout at most:
+# a fresh connection to a live registry answers within it, a hung one costs no
+# second full read timeout.
+RETRY_READ_TIMEOUT = 5.0
 
 # Docker Hub's references say docker.io; its API lives elsewhere.
 DEFAULT_ENDPOINTS: Mapping[str, str] = {"docker.io": "registry-1.docker.io"}
@@ -58,6 +62,12 @@ class Timeouts:
 
     def to_httpx(self) -> httpx.Timeout:
         return httpx.Timeout(self.read, connect=self.connect)
+
+    def after_no_answer(self) -> httpx.Timeout:
+        """The timeouts of a request tried again after one went unanswered."""
+        return httpx.Timeout(
+            self.read, connect=self.connect, read=min(self.read, RETRY_READ_TIMEOUT)
+        )
 
 
 def _seconds_setting(

@@ -50,6 +50,9 @@ from matrix.registry.ratelimit import RateBudgets, RequestsSpent
 
 T = TypeVar("T")
 
+# Every answer of a distribution-based registry (Docker Hub, GHCR, ECR, Harbor...)
+# carries it; an OCI registry may leave it out.
+API_VERSION_HEADER = "docker-distribution-api-version"
 # Blob stores redirect once or twice; more than this is a loop.
 MAX_REDIRECTS = 10
 
@@ -63,7 +66,8 @@ class RetryPolicy:
     most ``max_retry_after``, and never past ``timeout``); no retry starts once
     ``timeout`` seconds have gone. A registry that took the connection and never
     answered already cost a whole read timeout, so such a request is tried only
-    ``timeout_attempts`` times.
+    ``timeout_attempts`` times, each retry with a read timeout of at most
+    ``matrix.registry.hosts.RETRY_READ_TIMEOUT``; after it failed, the registry is not asked again.
     """
 
     attempts: int = 5
@@ -150,6 +154,14 @@ class Answer:
         return self.url.join(link["url"])
 
 
+class NotARegistry(RegistryError):
+    """A host whose answers are not a registry's: a web server, a portal, a wrong port.
+
+    Its 404s would otherwise read as "no such repository" and the host as an empty
+    registry, with every release missing from it.
+    """
+
+
 @dataclass(frozen=True, slots=True)
 class RetryNotice:
     """A request that failed and is about to be tried again."""
@@ -170,7 +182,9 @@ class RetryNotice:
 
 def print_notice(notice: RetryNotice) -> None:
     """The default ``notify``: a ``matrix: `` line on stderr (errors say ``matrix: error:``)."""
-    print(f"matrix: {notice}", file=sys.stderr, flush=True)
+    # One write per line: retries of requests running in parallel never share a line.
+    sys.stderr.write(f"matrix: {notice}\n")
+    sys.stderr.flush()
 
 
 def seconds_text(seconds: float) -> str:
@@ -244,6 +258,13 @@ class Transport:
         self._transport = transport  # for callers that route requests themselves
         self._sessions: dict[str, httpx.Client] = {}
         self._lock = threading.Lock()
+        # Registries whose answers were recognised as a registry's (see `recognise`),
+        # and hosts found to be none, with what they answered.
+        self._recognised: set[str] = set()
+        self._not_registries: dict[str, NotARegistry] = {}
+        self._recognising = threading.Lock()
+        # Registry -> why it is not asked again: a request to it went unanswered.
+        self._unanswered: dict[str, str] = {}
 
     def close(self) -> None:
         with self._lock:
@@ -290,6 +311,9 @@ class Transport:
         retried (a blob upload retries POST and PUT together, say).
         """
         policy = self.retry
+        unanswered = self._unanswered.get(where.registry)
+        if unanswered is not None:
+            raise where.error(f"{action}: not sent; an earlier request had {unanswered}")
         tries = _Tries(self, where, action)
         token = _CALL.set(tries)
         try:
@@ -326,7 +350,14 @@ class Transport:
             ) from None
         except httpx.TransportError as error:
             reason, again = self._describe(where, error)
-            raise where.error(f"{action}: {reason}{tries.summary() if again else ''}") from None
+            reason += tries.summary() if again else ""
+            if isinstance(error, httpx.TimeoutException) and not isinstance(
+                error, httpx.PoolTimeout
+            ):
+                # A registry that took the connection and never answered would cost
+                # every later request the same wait: one such wait is enough.
+                self._unanswered.setdefault(where.registry, reason)
+            raise where.error(f"{action}: {reason}") from None
         finally:
             _CALL.reset(token)
         raise AssertionError("stamina ended without a result or an error")
@@ -386,18 +417,83 @@ class Transport:
         limit: int = SMALL_LIMIT,
     ) -> Answer:
         """One attempt; 429 and 5xx raise to retry. A success's body may be ``limit``
-        bytes (more is an error); a refusal's is read up to ERROR_LIMIT."""
+        bytes (more is an error); a refusal's is read up to ERROR_LIMIT. A 404 counts
+        only from a host recognised as a registry (`recognise`)."""
+        answer = self._exchange(where, action, method, url, headers, content, limit)
+        raise_if_transient(answer)
+        if answer.status == 404:
+            self.recognise(answer)
+        return answer
+
+    def _exchange(
+        self,
+        where: Where,
+        action: str,
+        method: str,
+        url: str | httpx.URL,
+        headers: Mapping[str, str] | None = None,
+        content: bytes | Iterable[bytes] | None = None,
+        limit: int = SMALL_LIMIT,
+    ) -> Answer:
         session = self.session(where.registry)
-        request = session.build_request(method, url, headers=headers, content=content)
+        request = session.build_request(
+            method, url, headers=headers, content=content, timeout=self._timeout(where.registry)
+        )
         response = session.send(request, stream=True)
         try:
             body = self._read(where, action, response, limit)
         finally:
             response.close()
         url, status = response.request.url, response.status_code
-        answer = Answer(where, action, method, url, status, response.headers, body)
-        raise_if_transient(answer)
-        return answer
+        return Answer(where, action, method, url, status, response.headers, body)
+
+    def _timeout(self, registry: str) -> httpx.Timeout:
+        timeouts = self.hosts[registry].timeouts
+        tries = _CALL.get()
+        if tries is not None and tries.transport is self and tries.no_answers:
+            return timeouts.after_no_answer()
+        return timeouts.to_httpx()
+
+    # -- is it a registry? -----------------------------------------------------------
+
+    def recognise(self, answer: Answer) -> None:
+        """Raise NotARegistry unless ``answer`` (a 404) comes from a registry.
+
+        An ordinary web server answers 404 to every path of the registry API, which
+        would read as a registry without repositories. A registry's 404 names its
+        API version or carries its JSON error codes; otherwise ``GET /v2/`` decides,
+        once per registry: a registry answers it 200 or 401 (distribution-spec).
+        """
+        registry = answer.where.registry
+        if registry in self._recognised or answer.url.netloc != self._netloc(registry):
+            return
+        if API_VERSION_HEADER in answer.headers or error_detail(answer)[0]:
+            self._recognised.add(registry)
+            return
+        with self._recognising:
+            if registry in self._recognised:
+                return
+            if registry in self._not_registries:
+                raise self._not_registries[registry]
+            where = Where(registry)
+
+            def ping() -> Answer:
+                reply = self._exchange(where, "check the registry", "GET", "/v2/")
+                raise_if_transient(reply)
+                return reply
+
+            reply = self.call(where, "check the registry", ping)
+            if not _speaks_registry_api(reply):
+                media_type = reply.media_type or "no content type"
+                self._not_registries[registry] = NotARegistry(
+                    f"not a container registry: GET /v2/ answered HTTP {reply.status} "
+                    f"({media_type}) without {_HEADER_NAME}, where a registry answers "
+                    "200 or 401; check the registry's host and port",
+                    registry=registry,
+                    status=reply.status,
+                )
+                raise self._not_registries[registry]
+            self._recognised.add(registry)
 
     def _read(self, where: Where, action: str, response: httpx.Response, limit: int) -> bytes:
         # A refusal's body is read for its error code alone: cut, never refused.
@@ -441,7 +537,7 @@ class Transport:
     def stream(self, where: Where, action: str, url: str) -> Iterator[httpx.Response]:
         """A GET whose body the caller streams on (a blob); a refusal raises."""
         session = self.session(where.registry)
-        with session.stream("GET", url) as response:
+        with session.stream("GET", url, timeout=self._timeout()) as response:
             if not response.is_success:
                 answer = Answer(
                     where,
@@ -552,6 +648,18 @@ def _announce(details: RetryDetails) -> None:
 # Ours alone: stamina's default hook logs each retry (or sends it to structlog or
 # Prometheus), which would repeat every retry line in another format.
 set_on_retry_hooks([_announce])
+
+
+_HEADER_NAME = "Docker-Distribution-API-Version"
+
+
+def _speaks_registry_api(answer: Answer) -> bool:
+    """Whether ``GET /v2/`` was answered as a registry answers it."""
+    if API_VERSION_HEADER in answer.headers:
+        return True
+    if answer.status == 200:
+        return answer.media_type == "application/json"
+    return answer.status == 401 and "www-authenticate" in answer.headers
 
 
 def raise_if_transient(answer: Answer) -> None:

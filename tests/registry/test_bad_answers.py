@@ -28,6 +28,7 @@ from tests.support.registry_server import free_port
 # What the error line says for each kind of bad answer, whichever request met it.
 EXPECTED = {
     "html": "text/html",
+    "web-404": "not a container registry: GET /v2/ answered HTTP 404 (text/html)",
     "invalid-json": "not valid JSON",
     "wrong-types": "input should be a valid array",
     "huge": "limit",

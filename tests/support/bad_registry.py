@@ -8,6 +8,8 @@
 
 Modes, for every request it gets (ping, tags, manifests, HEAD and GET alike):
 - ``html``: 200 with a captive portal's HTML page.
+- ``web-404``: an ordinary web server, not a registry: 404 with an HTML page for
+  every path, ``/v2/`` included, and no Docker-Distribution-API-Version header.
 - ``invalid-json``: 200 ``application/json`` that is cut off.
 - ``wrong-types``: 200 JSON of the right shape with the wrong types: ``{"tags":
   "notalist"}`` for tag lists, an index whose ``manifests`` is a string (with its
@@ -34,6 +36,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 MODES = (
     "html",
+    "web-404",
     "invalid-json",
     "wrong-types",
     "huge",
@@ -46,6 +49,7 @@ OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 HUGE = 200 * 1024 * 1024
 _CHUNK = 64 * 1024
 _HTML = b"<!DOCTYPE html><html><head><title>Sign in</title></head><body>Wi-Fi</body></html>"
+_NOT_FOUND = b"<!DOCTYPE html><html><head><title>404 Not Found</title></head></html>"
 _WRONG_INDEX = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": "x"}).encode()
 
 
@@ -124,6 +128,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(401, b"", "text/plain", {"WWW-Authenticate": challenge})
         elif mode == "html":
             self._send(200, _HTML, "text/html; charset=utf-8")
+        elif mode == "web-404":
+            self._send(404, _NOT_FOUND, "text/html", registry=False)
         elif mode == "invalid-json":
             manifest = "/manifests/" in self.path
             self._send(200, b'{"tags": ["2.11.5", ', OCI_INDEX if manifest else "application/json")
@@ -142,11 +148,14 @@ class _Handler(BaseHTTPRequestHandler):
         body: bytes,
         content_type: str = "application/json",
         headers: dict[str, str] | None = None,
+        *,
+        registry: bool = True,
     ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
-        self.send_header("Docker-Distribution-Api-Version", "registry/2.0")
+        if registry:
+            self.send_header("Docker-Distribution-Api-Version", "registry/2.0")
         for name, value in (headers or {}).items():
             self.send_header(name, value)
         self.end_headers()
