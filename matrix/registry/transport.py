@@ -537,7 +537,7 @@ class Transport:
     def stream(self, where: Where, action: str, url: str) -> Iterator[httpx.Response]:
         """A GET whose body the caller streams on (a blob); a refusal raises."""
         session = self.session(where.registry)
-        with session.stream("GET", url, timeout=self._timeout()) as response:
+        with session.stream("GET", url, timeout=self._timeout(where.registry)) as response:
             if not response.is_success:
                 answer = Answer(
                     where,
