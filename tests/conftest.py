@@ -12,6 +12,22 @@ import pytest
 
 from tests.support import registry_server
 
+# The markers follow from what a test uses, so they cannot drift from it: a test is
+# marked for each real part any fixture it needs (directly or through another) starts.
+MARKED_BY_FIXTURES = {
+    "registry": {"registry", "basic_registry", "token_registry"},
+    "podman": {"podman"},
+    "realimage": {"standin_python"},
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        for marker, fixtures in MARKED_BY_FIXTURES.items():
+            if used & fixtures:
+                item.add_marker(marker)
+
 
 @pytest.fixture(scope="session")
 def registry(tmp_path_factory) -> Iterator[registry_server.RegistryServer]:
@@ -105,7 +121,7 @@ def fault_proxy(registry):
     proxy.stop()
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def podman() -> str:
     """podman's path; a clear failure (not a skip) when it is missing."""
     path = shutil.which("podman")

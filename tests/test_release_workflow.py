@@ -424,8 +424,6 @@ def test_the_readme_shows_the_lines_prefects_workflow_adds(publish_workflow, tmp
 # --- build on every matrix entry, then publish ----------------------------------------
 
 
-@pytest.mark.podman
-@pytest.mark.registry
 def test_every_build_job_then_publish_yields_a_verified_release(
     publish_workflow, registry, podman, tmp_path
 ):
@@ -520,8 +518,6 @@ def missing_job(release_workflow, workdir: Path, prefect: PrefectCheckout, local
     return json.loads(outputs["releases"])["include"], int(outputs["count"])
 
 
-@pytest.mark.podman
-@pytest.mark.registry
 def test_the_catch_up_lists_what_the_registry_lacks_until_it_is_published(
     release_workflow, registry, podman, tmp_path
 ):

@@ -97,8 +97,6 @@ def test_builder_flags_are_for_buildx(capsys):
     assert capsys.readouterr().err.count("\n") == 1
 
 
-@pytest.mark.podman
-@pytest.mark.registry
 def test_podman_build_from_the_command_line(tmp_path, registry, podman, capsys):
     code = main(
         [

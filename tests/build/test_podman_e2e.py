@@ -10,8 +10,6 @@ import shutil
 import uuid
 from pathlib import Path
 
-import pytest
-
 from matrix.config import load_config
 from matrix.engines.podman import PodmanEngine
 from matrix.engines.requests import build_requests
@@ -23,8 +21,6 @@ from matrix.render import render_plan
 
 FIXTURE_CONFIG = Path(__file__).with_name("fixtures") / "scratch" / "versions.toml"
 PLATFORMS = {"linux/amd64", "linux/arm64"}
-
-pytestmark = [pytest.mark.podman, pytest.mark.registry]
 
 
 def test_podman_builds_both_platforms_and_the_registry_holds_them(tmp_path, registry, podman):

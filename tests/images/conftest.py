@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
 from tests.support import standin_base
@@ -11,11 +9,9 @@ from tests.support.real_images import RealImages
 
 
 @pytest.fixture(scope="session")
-def standin_python(registry) -> str:
+def standin_python(registry, podman) -> str:
     """``REGISTRY/library/python:3.11-slim``: the stand-in base, pushed once per session
     to the shared test registry (the rootfs itself is cached across runs)."""
-    if shutil.which("podman") is None:
-        pytest.fail("podman is not installed: run scripts/test.sh, which installs it")
     return standin_base.import_and_push(registry.host)
 
 

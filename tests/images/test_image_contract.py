@@ -16,8 +16,6 @@ import pytest
 from tests.support.package_index import make_wheel, start_index
 from tests.support.standin_base import run_as_docker_would
 
-pytestmark = [pytest.mark.realimage, pytest.mark.podman, pytest.mark.registry]
-
 ENTRYPOINT = ["/usr/bin/tini", "-g", "--", "/opt/prefect/entrypoint.sh"]
 CASES = [
     ("2.11.5", "prefect", "standard"),

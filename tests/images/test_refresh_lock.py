@@ -7,8 +7,6 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
-
 from matrix.buildid import changed_inputs, recorded_inputs
 from matrix.cli import main
 from matrix.engines import BuildRequest
@@ -20,8 +18,6 @@ from matrix.registry import RegistryClient
 from tests.support.package_index import make_wheel, start_index
 
 FIXTURE = Path(__file__).with_name("fixtures") / "locked"
-
-pytestmark = [pytest.mark.podman, pytest.mark.registry]
 
 
 def push_base(workdir: Path, repository: str, content: str) -> None:

@@ -18,9 +18,6 @@ from matrix.registry import RegistryClient
 from tests.support.images import push_index
 from tests.support.publishing import Release, count_lines, kill_when
 
-pytestmark = pytest.mark.registry
-
-
 # (held back: a regex of the PUT paths answered 503 until the kill; kill after these lines)
 KILL_POINTS = {
     "after-some-builds": (

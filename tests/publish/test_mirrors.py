@@ -14,8 +14,6 @@ from tests.conftest import BASIC_USERS
 from tests.support.images import push_index
 from tests.support.publishing import COMMIT, VERSION, Release, count_lines, kill_when
 
-pytestmark = pytest.mark.registry
-
 
 def push_other_build(release: Release, host: str):
     """A complete, annotated build of the release's first image, other than the

@@ -8,8 +8,6 @@ import json
 import uuid
 from pathlib import Path
 
-import pytest
-
 from matrix.cli import main
 from matrix.engines import BuildRequest
 from matrix.engines.podman import PodmanEngine
@@ -22,8 +20,6 @@ FIXTURE = Path(__file__).with_name("fixtures") / "based"
 COMMIT = "abcdef1234567"
 STANDARD, EXTRA = "1.2.3-python3.12", "1.2.3-python3.12-extra"
 FLOATING = ("1.2-python3.12", "1-python3.12", "1-latest", "sha-abcdef1-python3.12")
-
-pytestmark = [pytest.mark.podman, pytest.mark.registry]
 
 
 class Based:
