@@ -40,9 +40,9 @@ def registry(tmp_path_factory) -> Iterator[registry_server.RegistryServer]:
 
 
 def forget_local_images(registry_host: str) -> None:
-    """Remove from podman's store what the session's builds left there: the images
-    named after its registry, then the layers nothing names any more. The real-image
-    builds alone leave gigabytes a run, and the registry they name is gone."""
+    """Remove from podman's store the images the session's builds named after its
+    registry: the real-image builds alone leave gigabytes a run, and the registry they
+    name is gone. The layers nothing names any more go at the end of the run."""
     podman = shutil.which("podman")
     if podman is None:
         return
@@ -54,7 +54,14 @@ def forget_local_images(registry_host: str) -> None:
     ours = [name for name in listed.stdout.split() if name.startswith(f"{registry_host}/")]
     if ours:
         subprocess.run([podman, "rmi", "--force", *ours], capture_output=True)
-    subprocess.run([podman, "image", "prune", "--force"], capture_output=True)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Prune the untagged images once every test is done: not in an xdist worker, whose
+    prune would take the base a build of another worker has just pulled."""
+    podman = shutil.which("podman")
+    if podman is not None and not hasattr(session.config, "workerinput"):
+        subprocess.run([podman, "image", "prune", "--force"], capture_output=True)
 
 
 @pytest.fixture(autouse=True, scope="session")
