@@ -7,10 +7,16 @@ import shutil
 import socket
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from matrix.config import LoadedConfig, load_config
 from tests.support import registry_server
+
+# The suite's own small versions.toml (see the file): what unit tests plan from, so
+# that a line added to the shipped file changes none of their counts.
+SMALL_CONFIG = Path(__file__).with_name("fixtures") / "versions.toml"
 
 # The markers follow from what a test uses, so they cannot drift from it: a test is
 # marked for each real part any fixture it needs (directly or through another) starts.
@@ -27,6 +33,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         for marker, fixtures in MARKED_BY_FIXTURES.items():
             if used & fixtures:
                 item.add_marker(marker)
+
+
+@pytest.fixture(scope="session")
+def small_config() -> LoadedConfig:
+    return load_config(SMALL_CONFIG)
 
 
 @pytest.fixture(scope="session")
