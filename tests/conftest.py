@@ -6,12 +6,13 @@ import ipaddress
 import shutil
 import socket
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from matrix.config import LoadedConfig, load_config
+from matrix.registry import Credentials, RegistryClient, RetryPolicy
 from tests.support import registry_server
 
 # The suite's own small versions.toml (see the file): what unit tests plan from, so
@@ -33,6 +34,31 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         for marker, fixtures in MARKED_BY_FIXTURES.items():
             if used & fixtures:
                 item.add_marker(marker)
+
+
+# Real backoff shape, test-sized waits.
+FAST_RETRY = RetryPolicy(attempts=5, timeout=30, wait_initial=0.01, wait_max=0.05, wait_jitter=0.01)
+
+
+@pytest.fixture
+def make_client():
+    """``make_client(credentials=None, **options)``: a RegistryClient with fast retries and
+    only the credentials given (one for every registry, or a function of the registry),
+    closed after the test."""
+    clients: list[RegistryClient] = []
+
+    def make(
+        credentials: Credentials | Callable[[str], Credentials | None] | None = None, **options
+    ) -> RegistryClient:
+        options.setdefault("retry", FAST_RETRY)
+        given = credentials if callable(credentials) else lambda registry: credentials
+        client = RegistryClient(credentials=given, **options)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close()
 
 
 @pytest.fixture(scope="session")

@@ -25,7 +25,6 @@ from matrix.publish.run import (
 )
 from matrix.publish.state import known_releases, read_state, reference
 from matrix.reference import ImageReference
-from matrix.registry import RegistryClient
 from tests.support.images import push_index
 from tests.support.publishing import CONFIG
 
@@ -34,12 +33,12 @@ _unique = itertools.count()
 
 
 @pytest.fixture
-def release(tmp_path, registry):
+def release(tmp_path, registry, make_client):
     """Publishes fixture releases (2 Pythons x 2 flavors x 2 platforms) to a fresh repository."""
     path = tmp_path / "versions.toml"
     path.write_text(CONFIG.format(repository=f"test/publish{next(_unique)}"))
     loaded = load_config(path)
-    client = RegistryClient()
+    client = make_client()
     built: list[str] = []
 
     class Release:

@@ -1,4 +1,4 @@
-"""Clients for the registry tests: fast retries, and only the credentials a test gives."""
+"""Repositories and a one-image versions.toml for the registry tests."""
 
 from __future__ import annotations
 
@@ -7,10 +7,7 @@ import itertools
 import pytest
 
 from matrix.reference import ImageReference, parse_reference
-from matrix.registry import Credentials, RegistryClient, RetryPolicy
 
-# Real backoff shape, test-sized waits.
-FAST_RETRY = RetryPolicy(attempts=5, timeout=30, wait_initial=0.01, wait_max=0.05, wait_jitter=0.01)
 _names = itertools.count()
 
 # versions.toml of a release line with one image, one flavor and one Python.
@@ -41,22 +38,6 @@ versions = ">=2.11.0, <2.12.0"
 latest_python = "3.10"
 python.standard = ["3.10"]
 """
-
-
-@pytest.fixture
-def make_client():
-    """``make_client(credentials=None, **options)``: a RegistryClient closed after the test."""
-    clients: list[RegistryClient] = []
-
-    def make(credentials: Credentials | None = None, **options) -> RegistryClient:
-        options.setdefault("retry", FAST_RETRY)
-        client = RegistryClient(credentials=lambda registry: credentials, **options)
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        client.close()
 
 
 @pytest.fixture
