@@ -6,11 +6,64 @@ import ipaddress
 import shutil
 import socket
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
+from matrix.config import LoadedConfig, load_config
+from matrix.registry import Credentials, RegistryClient, RetryPolicy
 from tests.support import registry_server
+
+# The suite's own small versions.toml (see the file): what unit tests plan from, so
+# that a line added to the shipped file changes none of their counts.
+SMALL_CONFIG = Path(__file__).with_name("fixtures") / "versions.toml"
+
+# The markers follow from what a test uses, so they cannot drift from it: a test is
+# marked for each real part any fixture it needs (directly or through another) starts.
+MARKED_BY_FIXTURES = {
+    "registry": {"registry", "basic_registry", "token_registry"},
+    "podman": {"podman"},
+    "realimage": {"standin_python"},
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        for marker, fixtures in MARKED_BY_FIXTURES.items():
+            if used & fixtures:
+                item.add_marker(marker)
+
+
+# Real backoff shape, test-sized waits.
+FAST_RETRY = RetryPolicy(attempts=5, timeout=30, wait_initial=0.01, wait_max=0.05, wait_jitter=0.01)
+
+
+@pytest.fixture
+def make_client():
+    """``make_client(credentials=None, **options)``: a RegistryClient with fast retries and
+    only the credentials given (one for every registry, or a function of the registry),
+    closed after the test."""
+    clients: list[RegistryClient] = []
+
+    def make(
+        credentials: Credentials | Callable[[str], Credentials | None] | None = None, **options
+    ) -> RegistryClient:
+        options.setdefault("retry", FAST_RETRY)
+        given = credentials if callable(credentials) else lambda registry: credentials
+        client = RegistryClient(credentials=given, **options)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+@pytest.fixture(scope="session")
+def small_config() -> LoadedConfig:
+    return load_config(SMALL_CONFIG)
 
 
 @pytest.fixture(scope="session")
@@ -24,9 +77,9 @@ def registry(tmp_path_factory) -> Iterator[registry_server.RegistryServer]:
 
 
 def forget_local_images(registry_host: str) -> None:
-    """Remove from podman's store what the session's builds left there: the images
-    named after its registry, then the layers nothing names any more. The real-image
-    builds alone leave gigabytes a run, and the registry they name is gone."""
+    """Remove from podman's store the images the session's builds named after its
+    registry: the real-image builds alone leave gigabytes a run, and the registry they
+    name is gone. The layers nothing names any more go at the end of the run."""
     podman = shutil.which("podman")
     if podman is None:
         return
@@ -38,7 +91,14 @@ def forget_local_images(registry_host: str) -> None:
     ours = [name for name in listed.stdout.split() if name.startswith(f"{registry_host}/")]
     if ours:
         subprocess.run([podman, "rmi", "--force", *ours], capture_output=True)
-    subprocess.run([podman, "image", "prune", "--force"], capture_output=True)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Prune the untagged images once every test is done: not in an xdist worker, whose
+    prune would take the base a build of another worker has just pulled."""
+    podman = shutil.which("podman")
+    if podman is not None and not hasattr(session.config, "workerinput"):
+        subprocess.run([podman, "image", "prune", "--force"], capture_output=True)
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -105,7 +165,7 @@ def fault_proxy(registry):
     proxy.stop()
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def podman() -> str:
     """podman's path; a clear failure (not a skip) when it is missing."""
     path = shutil.which("podman")

@@ -32,7 +32,7 @@ from matrix.errors import UserError
 from matrix.plan import plan_release
 from matrix.publish.annotations import BUILD_ID_LABEL, BUILD_INPUTS_ANNOTATION
 from matrix.reference import parse_reference
-from matrix.registry import RegistryClient, RegistryError, RetryPolicy, assemble_index
+from matrix.registry import RegistryError, assemble_index
 from tests.support.images import PLATFORMS, push_index
 from tests.support.locks import fixed_locks
 
@@ -615,19 +615,13 @@ def test_changed_inputs_across_schemas(tmp_path):
 # -- base digests from a real registry -------------------------------------------------------
 
 _names = itertools.count()
-FAST_RETRY = RetryPolicy(attempts=3, timeout=10, wait_initial=0.01, wait_max=0.05, wait_jitter=0)
 
 
 @pytest.fixture
-def client(registry):
+def client(registry, make_client):
     """A client that sends docker.io's requests to the test registry, so Docker Hub
     names (python:3.12-slim) resolve there and nothing leaves 127.0.0.1."""
-    with RegistryClient(
-        credentials=lambda registry: None,
-        endpoints={"docker.io": registry.host},
-        retry=FAST_RETRY,
-    ) as client:
-        yield client
+    return make_client(endpoints={"docker.io": registry.host})
 
 
 @pytest.fixture
@@ -756,7 +750,9 @@ def test_gather_inputs_of_rendered_templates_and_one_moved_base(client, loaded, 
     assert client.requests.by_method == {"GET": 2}
 
 
-def test_a_base_mirror_serves_the_base_and_changes_no_build_id(client, registry, tmp_path):
+def test_a_base_mirror_serves_the_base_and_changes_no_build_id(
+    client, make_client, registry, tmp_path
+):
     """Docker Hub's name, the mirror's bytes: the same digests, the same record, and
     nothing sent to docker.io (the suite refuses to resolve it)."""
     from matrix.engines.mirrors import BaseMirrors
@@ -765,7 +761,7 @@ def test_a_base_mirror_serves_the_base_and_changes_no_build_id(client, registry,
     pushed = push_index(client, parse_reference(name), salt="mirrored")
     through_hub = resolve_bases(client, [name], PLATFORMS)
     mirrors = BaseMirrors.parse([f"docker.io={registry.host}"])
-    with RegistryClient(credentials=lambda registry: None, retry=FAST_RETRY) as direct:
+    with make_client() as direct:
         through_mirror = resolve_bases(direct, [name], PLATFORMS, mirrors)
         with pytest.raises(RegistryError):
             resolve_bases(direct, [name], PLATFORMS)

@@ -9,7 +9,6 @@ from matrix.cli import main
 from matrix.plan import TagKind
 from matrix.publish.state import reference
 from matrix.reference import ImageReference
-from matrix.registry import RegistryClient
 from tests.support.images import push_index
 from tests.support.publishing import COMMIT, VERSION, Release
 
@@ -39,11 +38,13 @@ def test_publish_json_is_its_report_and_verify_json_says_ok(tmp_path, registry, 
     assert checked["ok"] is True and checked["registries"][0]["problems"] == []
 
 
-def test_a_failed_publish_still_writes_its_report_with_the_error(tmp_path, registry, capsys):
+def test_a_failed_publish_still_writes_its_report_with_the_error(
+    make_client, tmp_path, registry, capsys
+):
     release = _release(tmp_path, registry, "fails")
     sha = next(t for t in release.plan.images[0].targets if t.kind is TagKind.SHA)
-    with RegistryClient() as client:
-        push_index(client, reference(registry.host, sha), salt="someone else's")
+    client = make_client()
+    push_index(client, reference(registry.host, sha), salt="someone else's")
     before = release.tags()
     report = tmp_path / "report.json"
 
@@ -55,11 +56,11 @@ def test_a_failed_publish_still_writes_its_report_with_the_error(tmp_path, regis
     assert release.tags() == before
 
 
-def test_retag_asks_before_moving_a_tag_and_reports_json(tmp_path, registry, capsys):
+def test_retag_asks_before_moving_a_tag_and_reports_json(make_client, tmp_path, registry, capsys):
     repository = ImageReference(registry.host, "test/retag-asks")
-    with RegistryClient() as client:
-        one = push_index(client, repository.with_tag("one"), salt="one")
-        push_index(client, repository.with_tag("two"), salt="two")
+    client = make_client()
+    one = push_index(client, repository.with_tag("one"), salt="one")
+    push_index(client, repository.with_tag("two"), salt="two")
     source = str(repository.with_tag("one"))
 
     assert main(["retag", source, ":three", "--format", "json"]) == 0  # creates: no question
@@ -69,8 +70,8 @@ def test_retag_asks_before_moving_a_tag_and_reports_json(tmp_path, registry, cap
     assert main(["retag", source, ":two"]) == 2  # moves: refused without a terminal
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--yes" in err and ":two" in err
-    with RegistryClient() as client:
-        assert client.head_manifest(repository.with_tag("two")).digest != one.digest
+    client = make_client()
+    assert client.head_manifest(repository.with_tag("two")).digest != one.digest
 
     assert main(["retag", source, ":two", "--yes", "--format", "json"]) == 0
     (moved,) = json.loads(capsys.readouterr().out)["changes"]

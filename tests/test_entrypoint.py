@@ -22,6 +22,9 @@ FILES = Path(__file__).parents[1] / "dockerfiles" / "context"
 ENTRYPOINT = FILES / "entrypoint.sh"
 CLIENT_CLI = FILES / "prefect-client-cli"
 
+# One worker runs the module under xdist: its virtualenv with pip takes seconds to make.
+pytestmark = pytest.mark.xdist_group("test_entrypoint")
+
 
 @pytest.fixture(scope="module")
 def image_python(tmp_path_factory) -> Path:

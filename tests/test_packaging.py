@@ -37,6 +37,10 @@ def plan_json(*argv: str, cwd: Path, pythonpath: Path | None = None) -> dict:
     return json.loads(done.stdout)
 
 
+# One worker runs the module under xdist: the wheel is built once.
+pytestmark = pytest.mark.xdist_group("test_packaging")
+
+
 @pytest.fixture(scope="module")
 def installed_wheel(tmp_path_factory) -> Path:
     """The wheel built from this checkout, unpacked as pip would install it."""

@@ -25,7 +25,6 @@ from typing import Any
 import pytest
 
 from matrix.reference import parse_reference
-from matrix.registry import RegistryClient
 from tests.support.images import push_index
 from tests.support.package_index import make_wheel, start_index
 from tests.support.workflows import (
@@ -468,8 +467,6 @@ def test_the_readme_shows_the_lines_prefects_workflow_adds(publish_workflow, tmp
 # --- build on every matrix entry, then publish ----------------------------------------
 
 
-@pytest.mark.podman
-@pytest.mark.registry
 def test_every_build_job_then_publish_yields_a_verified_release(
     publish_workflow, registry, podman, tmp_path
 ):
@@ -697,10 +694,8 @@ def missing_job(release_workflow, workdir: Path, prefect: PrefectCheckout, local
     return json.loads(outputs["releases"])["include"], int(outputs["count"])
 
 
-@pytest.mark.podman
-@pytest.mark.registry
 def test_the_catch_up_lists_what_the_registry_lacks_until_it_is_published(
-    release_workflow, registry, podman, tmp_path
+    make_client, release_workflow, registry, podman, tmp_path
 ):
     folder = tmp_path / "config"
     shutil.copytree(SCRATCH, folder)
@@ -733,10 +728,8 @@ def test_the_catch_up_lists_what_the_registry_lacks_until_it_is_published(
         assert missing_job(release_workflow, tmp_path / "run-2", prefect, missing) == ([], 0)
 
         # A floating tag that names another image: 1.2.3 is incomplete again.
-        with RegistryClient() as client:
-            push_index(
-                client, parse_reference(f"{registry.host}/{unique}:1.2-python3.12"), salt="x"
-            )
+        client = make_client()
+        push_index(client, parse_reference(f"{registry.host}/{unique}:1.2-python3.12"), salt="x")
         include, _ = missing_job(release_workflow, tmp_path / "run-3", prefect, missing)
         assert include == [{"version": "1.2.3", "commit": prefect.release}]
         listed = subprocess.run(

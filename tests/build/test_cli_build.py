@@ -9,7 +9,6 @@ import pytest
 
 from matrix.cli import main
 from matrix.reference import parse_reference
-from matrix.registry import RegistryClient
 from tests.build.conftest import FAKE_DOCKER, FIXTURES
 
 
@@ -97,9 +96,7 @@ def test_builder_flags_are_for_buildx(capsys):
     assert capsys.readouterr().err.count("\n") == 1
 
 
-@pytest.mark.podman
-@pytest.mark.registry
-def test_podman_build_from_the_command_line(tmp_path, registry, podman, capsys):
+def test_podman_build_from_the_command_line(make_client, tmp_path, registry, podman, capsys):
     code = main(
         [
             "build",
@@ -121,9 +118,9 @@ def test_podman_build_from_the_command_line(tmp_path, registry, podman, capsys):
     (result,) = json.loads(capsys.readouterr().out)["results"]
     assert code == 0
     assert set(result["platform_digests"]) == {"linux/amd64", "linux/arm64"}
-    with RegistryClient() as client:
-        for tag in result["tags"]:
-            assert client.get_manifest(parse_reference(tag)).digest == result["digest"]
+    client = make_client()
+    for tag in result["tags"]:
+        assert client.get_manifest(parse_reference(tag)).digest == result["digest"]
 
 
 @pytest.mark.parametrize(

@@ -10,15 +10,11 @@ import tempfile
 import uuid
 from pathlib import Path
 
-import pytest
-
 from matrix.cli import main
 from matrix.reference import ImageReference
 from tests.build.conftest import FIXTURES
 from tests.conftest import BASIC_USERS
 from tests.support.publishing import tags_of
-
-pytestmark = [pytest.mark.podman, pytest.mark.registry]
 
 
 def test_podman_pushes_with_matrixs_credentials_and_leaks_no_password(

@@ -10,8 +10,6 @@ import shutil
 import uuid
 from pathlib import Path
 
-import pytest
-
 from matrix.config import load_config
 from matrix.engines.podman import PodmanEngine
 from matrix.engines.requests import build_requests
@@ -24,10 +22,10 @@ from matrix.render import render_plan
 FIXTURE_CONFIG = Path(__file__).with_name("fixtures") / "scratch" / "versions.toml"
 PLATFORMS = {"linux/amd64", "linux/arm64"}
 
-pytestmark = [pytest.mark.podman, pytest.mark.registry]
 
-
-def test_podman_builds_both_platforms_and_the_registry_holds_them(tmp_path, registry, podman):
+def test_podman_builds_both_platforms_and_the_registry_holds_them(
+    make_client, tmp_path, registry, podman
+):
     loaded = load_config(FIXTURE_CONFIG)
     plan = plan_release(loaded, "1.2.3", commit="abcdef1234567")
     contexts = {c.key: c.path for c in render_plan(plan, loaded, tmp_path / "contexts")}
@@ -47,31 +45,31 @@ def test_podman_builds_both_platforms_and_the_registry_holds_them(tmp_path, regi
 
     results = [engine.build(request, log=lambda line: None) for request in requests]
 
-    with RegistryClient() as client:
-        for spec, request, result in zip(plan.images, requests, results, strict=True):
-            assert len(request.tags) == 2  # full and sha: floating tags are not a build's
-            for tag in request.tags:
-                index = client.get_manifest(parse_reference(tag))
-                assert index.digest == result.digest
-            assert index.media_type == "application/vnd.oci.image.index.v1+json"
-            index_json = parse_manifest(index.content)
-            for entry_json in index_json["manifests"]:
-                assert entry_json["annotations"]["org.opencontainers.image.version"] == "1.2.3"
-            entries = children(index_json)
-            assert {str(e.platform) for e in entries} == PLATFORMS
-            assert {str(e.platform): e.digest for e in entries} == dict(result.platform_digests)
+    client = make_client()
+    for spec, request, result in zip(plan.images, requests, results, strict=True):
+        assert len(request.tags) == 2  # full and sha: floating tags are not a build's
+        for tag in request.tags:
+            index = client.get_manifest(parse_reference(tag))
+            assert index.digest == result.digest
+        assert index.media_type == "application/vnd.oci.image.index.v1+json"
+        index_json = parse_manifest(index.content)
+        for entry_json in index_json["manifests"]:
+            assert entry_json["annotations"]["org.opencontainers.image.version"] == "1.2.3"
+        entries = children(index_json)
+        assert {str(e.platform) for e in entries} == PLATFORMS
+        assert {str(e.platform): e.digest for e in entries} == dict(result.platform_digests)
 
-            for entry in entries:
-                image_ref = parse_reference(f"{request.repository}@{entry.digest}")
-                image = parse_manifest(client.get_manifest(image_ref).content)
-                config = _config_blob(client, image_ref, image["config"]["digest"])
-                assert f"{config['os']}/{config['architecture']}" == str(entry.platform)
-                labels = config["config"]["Labels"]
-                assert {k: labels[k] for k in spec.labels} == spec.labels
-                assert labels["org.opencontainers.image.url"] == "https://example.invalid/run/1"
-                assert labels["org.opencontainers.image.revision"] == "abcdef1234567"
-                extra = spec.build_args.get("EXTRA_PIP_PACKAGES", "")
-                assert labels["io.prefect.extra-packages"] == extra
+        for entry in entries:
+            image_ref = parse_reference(f"{request.repository}@{entry.digest}")
+            image = parse_manifest(client.get_manifest(image_ref).content)
+            config = _config_blob(client, image_ref, image["config"]["digest"])
+            assert f"{config['os']}/{config['architecture']}" == str(entry.platform)
+            labels = config["config"]["Labels"]
+            assert {k: labels[k] for k in spec.labels} == spec.labels
+            assert labels["org.opencontainers.image.url"] == "https://example.invalid/run/1"
+            assert labels["org.opencontainers.image.revision"] == "abcdef1234567"
+            extra = spec.build_args.get("EXTRA_PIP_PACKAGES", "")
+            assert labels["io.prefect.extra-packages"] == extra
 
     # What was pushed is not left behind in podman's local storage.
     assert not engine.client.image.exists(engine.local_image(requests[0], "linux/amd64"))
@@ -87,7 +85,7 @@ def _config_blob(client: RegistryClient, ref, digest: str) -> dict:
 
 
 def test_push_by_digest_writes_no_tag_and_publish_merges_the_digests(
-    tmp_path, registry, podman, capsys
+    make_client, tmp_path, registry, podman, capsys
 ):
     from matrix.cli import main
 
@@ -122,21 +120,19 @@ def test_push_by_digest_writes_no_tag_and_publish_merges_the_digests(
     assert {(r["key"], r["platform"]) for r in records} == {
         ("scratch-python3.12", p) for p in PLATFORMS
     }
-    with RegistryClient() as client:
-        assert client.list_tags(f"{registry.host}/{repository}") == []  # by digest: no tag
-        for record in records:
-            image_ref = parse_reference(f"{registry.host}/{repository}@{record['digest']}")
-            image = parse_manifest(client.get_manifest(image_ref).content)
-            config_json = _config_blob(client, image_ref, image["config"]["digest"])
-            assert f"{config_json['os']}/{config_json['architecture']}" == record["platform"]
+    client = make_client()
+    assert client.list_tags(f"{registry.host}/{repository}") == []  # by digest: no tag
+    for record in records:
+        image_ref = parse_reference(f"{registry.host}/{repository}@{record['digest']}")
+        image = parse_manifest(client.get_manifest(image_ref).content)
+        config_json = _config_blob(client, image_ref, image["config"]["digest"])
+        assert f"{config_json['os']}/{config_json['architecture']}" == record["platform"]
 
     code = main(["publish", *common, "--flavor", "standard", "--digests", str(digests), "--yes"])
     assert code == 0, capsys.readouterr().err
     assert main(["verify", *common, "--flavor", "standard"]) == 0
-    with RegistryClient() as client:
-        full = client.get_manifest(
-            parse_reference(f"{registry.host}/{repository}:1.2.3-python3.12")
-        )
+    client = make_client()
+    full = client.get_manifest(parse_reference(f"{registry.host}/{repository}:1.2.3-python3.12"))
     entries = children(parse_manifest(full.content))
     assert {str(e.platform): e.digest for e in entries} == {
         r["platform"]: r["digest"] for r in records

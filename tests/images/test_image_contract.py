@@ -16,8 +16,6 @@ import pytest
 from tests.support.package_index import make_wheel, start_index
 from tests.support.standin_base import run_as_docker_would
 
-pytestmark = [pytest.mark.realimage, pytest.mark.podman, pytest.mark.registry]
-
 ENTRYPOINT = ["/usr/bin/tini", "-g", "--", "/opt/prefect/entrypoint.sh"]
 CASES = [
     ("2.11.5", "prefect", "standard"),
@@ -90,8 +88,11 @@ def test_extra_pip_packages_install_at_start(real_images, probe_index, version, 
     assert ran.stdout.startswith(f"{installer}") and ran.stdout.endswith("1.0\n"), ran.stdout
 
 
-def test_a_package_that_cannot_install_stops_the_container_and_says_why(real_images, probe_index):
-    reference = real_images.build("2.11.5")
+@pytest.mark.parametrize(("version", "image", "flavor"), [CASES[0]])
+def test_a_package_that_cannot_install_stops_the_container_and_says_why(
+    real_images, probe_index, version, image, flavor
+):
+    reference = real_images.build(version, image, flavor)
     env = {**from_index(probe_index), "EXTRA_PIP_PACKAGES": "no-such-package-anywhere"}
     ran = run_as_docker_would(reference, ["prefect", "version"], env=env)
     assert ran.returncode != 0 and "Version:" not in ran.stdout
@@ -124,8 +125,11 @@ def test_git_uv_and_the_lines_extras_are_there(real_images, version, image, flav
         assert ran.returncode == 0, ran.stderr
 
 
-def test_the_client_command_answers_what_workers_and_people_ask(real_images):
-    reference = real_images.build("3.4.25", "prefect-client")
+@pytest.mark.parametrize(("version", "image", "flavor"), [CASES[2]])
+def test_the_client_command_answers_what_workers_and_people_ask(
+    real_images, version, image, flavor
+):
+    reference = real_images.build(version, image, flavor)
     imported = run_as_docker_would(
         reference, ["python", "-c", "import prefect; print(prefect.__version__)"]
     )

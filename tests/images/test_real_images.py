@@ -14,8 +14,6 @@ from tests.support.package_index import make_wheel, start_index
 from tests.support.real_images import matrix
 from tests.support.standin_base import run_as_docker_would
 
-pytestmark = [pytest.mark.realimage, pytest.mark.podman, pytest.mark.registry]
-
 
 @pytest.mark.parametrize(
     ("version", "flavor", "pins"),

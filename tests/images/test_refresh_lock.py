@@ -7,8 +7,6 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
-
 from matrix.buildid import changed_inputs, recorded_inputs
 from matrix.cli import main
 from matrix.engines import BuildRequest
@@ -16,12 +14,9 @@ from matrix.engines.podman import PodmanEngine
 from matrix.publish.annotations import PINS_ANNOTATION, RESOLVED_AS_OF
 from matrix.publish.state import read_image
 from matrix.reference import ImageReference
-from matrix.registry import RegistryClient
 from tests.support.package_index import make_wheel, start_index
 
 FIXTURE = Path(__file__).with_name("fixtures") / "locked"
-
-pytestmark = [pytest.mark.podman, pytest.mark.registry]
 
 
 def push_base(workdir: Path, repository: str, content: str) -> None:
@@ -42,7 +37,9 @@ def push_base(workdir: Path, repository: str, content: str) -> None:
     engine.build(request, lambda line: None)
 
 
-def test_refresh_after_a_base_change_keeps_the_lock(tmp_path, registry, podman, capsys):
+def test_refresh_after_a_base_change_keeps_the_lock(
+    make_client, tmp_path, registry, podman, capsys
+):
     repository = f"locked-{uuid.uuid4().hex[:8]}/prefect"
     folder = tmp_path / "config"
     folder.mkdir()
@@ -64,15 +61,15 @@ def test_refresh_after_a_base_change_keeps_the_lock(tmp_path, registry, podman, 
     full = ImageReference(registry.host, repository, "2.11.5-python3.11")
     try:
         assert main(publish) == 0, capsys.readouterr().err
-        with RegistryClient() as client:
-            first = read_image(client, full).annotations
+        client = make_client()
+        first = read_image(client, full).annotations
         # The index moves on and the base gets a fix.
         a_minute_ago = datetime.now(UTC) - timedelta(minutes=1)
         index.add(make_wheel(tmp_path / "later", "dep", "2.0"), a_minute_ago)
         push_base(tmp_path, f"{registry.host}/{repository}-base", "patched")
         assert main([*publish, "--refresh"]) == 0, capsys.readouterr().err
-        with RegistryClient() as client:
-            second = read_image(client, full).annotations
+        client = make_client()
+        second = read_image(client, full).annotations
         capsys.readouterr()
         # Re-resolving on purpose: the dry run names the package that would change.
         assert main([*publish, "--refresh", "--re-resolve", "--dry-run"]) == 0

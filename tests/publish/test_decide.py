@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from matrix.config import load_config
-from matrix.plan import plan_release
 from matrix.publish.annotations import annotations_for
 from matrix.publish.reconcile import Action
 from matrix.publish.run import (
@@ -22,13 +20,6 @@ from matrix.publish.state import ReleaseState, RemoteImage
 from matrix.settings import PROMOTE, PUBLISH
 
 HUB, MIRROR = "docker.io", "ghcr.io"
-
-
-@pytest.fixture(scope="module")
-def plan():
-    return plan_release(
-        load_config(), "2.11.5", commit="a597971f7156", pythons=["3.10"], latest=True
-    )
 
 
 def published(plan, salt: str = "") -> dict[str, RemoteImage]:

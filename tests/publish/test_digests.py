@@ -7,9 +7,7 @@ import json
 import pytest
 
 from matrix.buildid import BuildInputs, build_id
-from matrix.config import load_config
 from matrix.errors import UserError
-from matrix.plan import plan_release
 from matrix.publish.digests import image_inputs, read_digests, write_digest
 
 DIGEST = "sha256:" + "a" * 64
@@ -26,11 +24,6 @@ def inputs(base: str) -> BuildInputs:
             "docker.io/library/python:3.10-slim": {"linux/amd64": base, "linux/arm64": base}
         },
     )
-
-
-@pytest.fixture
-def plan():
-    return plan_release(load_config(), "2.11.5", pythons=["3.10"], flavors=["standard"])
 
 
 def test_both_platform_jobs_hand_over_the_same_inputs(tmp_path, plan):

@@ -14,12 +14,8 @@ import pytest
 from matrix.cli import main
 from matrix.plan import TagKind
 from matrix.publish.state import reference
-from matrix.registry import RegistryClient
 from tests.support.images import push_index
 from tests.support.publishing import Release, count_lines, kill_when
-
-pytestmark = pytest.mark.registry
-
 
 # (held back: a regex of the PUT paths answered 503 until the kill; kill after these lines)
 KILL_POINTS = {
@@ -118,18 +114,18 @@ def test_a_registry_that_keeps_failing_stops_publish_with_one_line_and_a_rerun_r
     assert broken.tags() == uninterrupted.tags()
 
 
-def test_publish_with_nothing_to_write_still_verifies(tmp_path, registry, capsys):
+def test_publish_with_nothing_to_write_still_verifies(make_client, tmp_path, registry, capsys):
     """Every tag is there, but the images are not matrix's (no annotations): publish
     must say the release is incomplete, not that there is nothing to do."""
     release = Release(tmp_path, registry.host, "foreign")
-    with RegistryClient() as client:
-        for spec in release.plan.images:
-            image = push_index(client, reference(registry.host, spec.full_target), salt="x")
-            manifest = client.get_manifest(reference(registry.host, spec.full_target))
-            for target in spec.targets:
-                client.put_manifest(
-                    reference(registry.host, target), manifest.content, manifest.media_type
-                )
-            assert image.digest == manifest.digest
+    client = make_client()
+    for spec in release.plan.images:
+        image = push_index(client, reference(registry.host, spec.full_target), salt="x")
+        manifest = client.get_manifest(reference(registry.host, spec.full_target))
+        for target in spec.targets:
+            client.put_manifest(
+                reference(registry.host, target), manifest.content, manifest.media_type
+            )
+        assert image.digest == manifest.digest
     assert main(release.args(registry.host)) == 2
     assert "not complete" in capsys.readouterr().err

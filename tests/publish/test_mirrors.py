@@ -14,8 +14,6 @@ from tests.conftest import BASIC_USERS
 from tests.support.images import push_index
 from tests.support.publishing import COMMIT, VERSION, Release, count_lines, kill_when
 
-pytestmark = pytest.mark.registry
-
 
 def push_other_build(release: Release, host: str):
     """A complete, annotated build of the release's first image, other than the
@@ -124,10 +122,11 @@ def test_the_configured_mirrors_go_with_the_configured_registry(tmp_path):
     from matrix.config import load_config
     from matrix.plan import plan_release
     from matrix.settings import registries
-    from tests.support.publishing import CONFIG
+    from tests.support.configs import release_config
+    from tests.support.publishing import RELEASE
 
     path = tmp_path / "versions.toml"
-    text = CONFIG.format(repository="test/m").replace(
+    text = release_config("test/m", **RELEASE).replace(
         'latest_python = "3.10"', 'latest_python = "3.10"\nmirrors = ["ghcr.io"]'
     )
     path.write_text(text)

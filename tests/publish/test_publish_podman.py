@@ -15,8 +15,6 @@ from matrix.cli import main
 FIXTURE = Path(__file__).parents[1] / "build" / "fixtures" / "scratch"
 COMMIT = "abcdef1234567"
 
-pytestmark = [pytest.mark.podman, pytest.mark.registry]
-
 
 @pytest.fixture
 def fixture_config(tmp_path):

@@ -25,21 +25,21 @@ from matrix.publish.run import (
 )
 from matrix.publish.state import known_releases, read_state, reference
 from matrix.reference import ImageReference
-from matrix.registry import RegistryClient
+from tests.support.configs import release_config
 from tests.support.images import push_index
-from tests.support.publishing import CONFIG
+from tests.support.publishing import RELEASE
 
 COMMITS = {"2.10.9": "1111111aaaa", "2.11.4": "2222222bbbb", "2.11.5": "3333333cccc"}
 _unique = itertools.count()
 
 
 @pytest.fixture
-def release(tmp_path, registry):
+def release(tmp_path, registry, make_client):
     """Publishes fixture releases (2 Pythons x 2 flavors x 2 platforms) to a fresh repository."""
     path = tmp_path / "versions.toml"
-    path.write_text(CONFIG.format(repository=f"test/publish{next(_unique)}"))
+    path.write_text(release_config(f"test/publish{next(_unique)}", **RELEASE))
     loaded = load_config(path)
-    client = RegistryClient()
+    client = make_client()
     built: list[str] = []
 
     class Release:

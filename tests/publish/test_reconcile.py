@@ -4,21 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from matrix.config import load_config
-from matrix.plan import TagKind, plan_release
+from matrix.plan import TagKind
 from matrix.publish.annotations import REVISION_ANNOTATION, VERSION_ANNOTATION
 from matrix.publish.reconcile import Action, conflicts, describe, reconcile
 from matrix.publish.state import ReleaseState, RemoteImage, known_releases
+from tests.publish.conftest import COMMIT
 
-COMMIT = "a597971f7156"
 BOTH = frozenset({"linux/amd64", "linux/arm64"})
-
-
-@pytest.fixture(scope="module")
-def plan():
-    return plan_release(
-        load_config(), "2.11.5", commit=COMMIT, pythons=["3.10"], flavors=["standard"], latest=True
-    )
 
 
 def image(digest: str, platforms=BOTH, version="2.11.5", revision=COMMIT) -> RemoteImage:

@@ -8,13 +8,11 @@ import json
 import uuid
 from pathlib import Path
 
-import pytest
-
 from matrix.cli import main
 from matrix.engines import BuildRequest
 from matrix.engines.podman import PodmanEngine
 from matrix.reference import ImageReference
-from matrix.registry import RegistryClient, retag
+from matrix.registry import retag
 from tests.conftest import BASIC_USERS
 from tests.support.publishing import count_lines, kill_when, tags_of
 
@@ -22,8 +20,6 @@ FIXTURE = Path(__file__).with_name("fixtures") / "based"
 COMMIT = "abcdef1234567"
 STANDARD, EXTRA = "1.2.3-python3.12", "1.2.3-python3.12-extra"
 FLOATING = ("1.2-python3.12", "1-python3.12", "1-latest", "sha-abcdef1-python3.12")
-
-pytestmark = [pytest.mark.podman, pytest.mark.registry]
 
 
 class Based:
@@ -184,18 +180,18 @@ def test_a_refresh_killed_before_promote_is_finished_by_the_next(
     assert after[EXTRA] == before[EXTRA]
 
 
-def test_refresh_rebuilds_only_what_was_published(tmp_path, registry, podman, capsys):
+def test_refresh_rebuilds_only_what_was_published(make_client, tmp_path, registry, podman, capsys):
     based = Based(tmp_path, registry.host)
     based.push_base("a", "base a, first", tmp_path)
     based.push_base("b", "base b, first", tmp_path)
     assert based.publish("--yes") == 0, capsys.readouterr().err
     # A tag of a release no [[lines]] entry covers (Prefect 1.x, say) is passed over.
-    with RegistryClient() as client:
-        retag(
-            client,
-            ImageReference(registry.host, based.repository, STANDARD),
-            [ImageReference(registry.host, based.repository, "0.9.0-python3.8")],
-        )
+    client = make_client()
+    retag(
+        client,
+        ImageReference(registry.host, based.repository, STANDARD),
+        [ImageReference(registry.host, based.repository, "0.9.0-python3.8")],
+    )
     before = based.tags()
     # A Python added to the line after the release: refresh does not create its image,
     # and the images that exist keep their commit, so nothing is rebuilt.

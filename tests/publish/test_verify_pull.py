@@ -15,7 +15,6 @@ import pytest
 from matrix.cli import main
 from matrix.plan import TagKind
 from matrix.publish.state import reference
-from matrix.registry import RegistryClient
 from tests.support.publishing import COMMIT, VERSION, Release
 
 
@@ -43,17 +42,19 @@ def _assert_promote_refuses(release: Release, capsys, tag: str) -> None:
     assert release.tags() == before
 
 
-def test_a_platform_image_deleted_under_a_full_tag_fails_verify_and_promote(published, capsys):
+def test_a_platform_image_deleted_under_a_full_tag_fails_verify_and_promote(
+    make_client, published, capsys
+):
     spec = published.plan.images[0]
-    with RegistryClient() as client:
-        full = reference(published.host, spec.full_target)
-        index = json.loads(client.get_manifest(full).content)
-        arm = next(m for m in index["manifests"] if m["platform"]["architecture"] == "arm64")
-        # What a registry's clean-up of untagged manifests does to a pushed-by-digest image.
-        deleted = httpx.delete(
-            f"http://{published.host}/v2/{full.repository}/manifests/{arm['digest']}"
-        )
-        assert deleted.status_code == 202
+    client = make_client()
+    full = reference(published.host, spec.full_target)
+    index = json.loads(client.get_manifest(full).content)
+    arm = next(m for m in index["manifests"] if m["platform"]["architecture"] == "arm64")
+    # What a registry's clean-up of untagged manifests does to a pushed-by-digest image.
+    deleted = httpx.delete(
+        f"http://{published.host}/v2/{full.repository}/manifests/{arm['digest']}"
+    )
+    assert deleted.status_code == 202
 
     assert main(_command(published, "verify")) == 1
     out = capsys.readouterr().out
@@ -64,20 +65,20 @@ def test_a_platform_image_deleted_under_a_full_tag_fails_verify_and_promote(publ
 
 
 def test_another_image_under_a_full_tag_and_its_followers_fails_verify_diff_and_promote(
-    published, capsys
+    make_client, published, capsys
 ):
     py310, py311 = (
         next(s for s in published.plan.images if s.python == p and s.flavor == "standard")
         for p in ("3.10", "3.11")
     )
-    with RegistryClient() as client:
-        other = client.get_manifest(reference(published.host, py311.full_target))
-        moved = [py310.full_target] + [
-            t for t in py310.targets if t.kind in (TagKind.SHA, TagKind.MINOR, TagKind.MAJOR)
-        ]
-        assert len(moved) == 4
-        for target in moved:
-            client.put_manifest(reference(published.host, target), other.content, other.media_type)
+    client = make_client()
+    other = client.get_manifest(reference(published.host, py311.full_target))
+    moved = [py310.full_target] + [
+        t for t in py310.targets if t.kind in (TagKind.SHA, TagKind.MINOR, TagKind.MAJOR)
+    ]
+    assert len(moved) == 4
+    for target in moved:
+        client.put_manifest(reference(published.host, target), other.content, other.media_type)
 
     assert main(_command(published, "verify")) == 1
     out = capsys.readouterr().out
@@ -94,16 +95,16 @@ def test_another_image_under_a_full_tag_and_its_followers_fails_verify_diff_and_
     _assert_promote_refuses(published, capsys, py310.full_target.tag)
 
 
-def test_promote_without_yes_and_without_a_terminal_writes_nothing(published, capsys):
+def test_promote_without_yes_and_without_a_terminal_writes_nothing(make_client, published, capsys):
     minors = [
         next(t for t in spec.targets if t.kind is TagKind.MINOR)
         for spec in published.plan.images
         if spec.flavor == "standard"
     ]
-    with RegistryClient() as client:  # someone swapped two minor tags
-        images = [client.get_manifest(reference(published.host, t)) for t in minors]
-        for target, image in zip(minors, reversed(images), strict=True):
-            client.put_manifest(reference(published.host, target), image.content, image.media_type)
+    client = make_client()  # someone swapped two minor tags
+    images = [client.get_manifest(reference(published.host, t)) for t in minors]
+    for target, image in zip(minors, reversed(images), strict=True):
+        client.put_manifest(reference(published.host, target), image.content, image.media_type)
     before = published.tags()
 
     assert main(_command(published, "promote")) == 2

@@ -58,14 +58,12 @@ def test_token_auth_asks_for_exactly_the_scopes_needed_and_caches_them(
     assert client.requests.total == 16
 
 
-def test_token_auth_refreshes_an_expired_token_before_sending(token_registry, repo):
-    from matrix.registry import RegistryClient
+def test_token_auth_refreshes_an_expired_token_before_sending(token_registry, make_client, repo):
     from matrix.registry.auth import RegistryAuth
-    from tests.registry.conftest import FAST_RETRY
 
     registry, issuer = token_registry
     now = [0.0]
-    with RegistryClient(credentials=lambda r: WRITER, retry=FAST_RETRY) as client:
+    with make_client(WRITER) as client:
         session = client.session(registry.host)
         session.auth = RegistryAuth(registry.host, WRITER, clock=lambda: now[0])
         ref = repo(registry.host)

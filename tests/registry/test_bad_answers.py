@@ -21,8 +21,8 @@ import pytest
 
 from matrix.cli import main
 from matrix.registry import RegistryClient, RegistryError, check_registry_host
-from tests.registry.conftest import ONE_IMAGE_CONFIG
 from tests.support.bad_registry import HUGE, MODES, start_bad_registry
+from tests.support.configs import release_config
 from tests.support.registry_server import free_port
 
 # What the error line says for each kind of bad answer, whichever request met it.
@@ -39,11 +39,20 @@ EXPECTED = {
 }
 NOTICE = re.compile(r"^matrix: (?!error:).*, retry \d+ of \d+ in [0-9.]+ s$")
 COMMIT = "3333333cccc"
-# The one-image release, on a base image in the bad registry.
-CONFIG = ONE_IMAGE_CONFIG.replace(
-    'template = "standard.Dockerfile.j2"',
-    'template = "app.Dockerfile.j2"\nbuild_args = {{ BASE_IMAGE = "{host}/bad/base:1" }}',
-).replace('registry = "docker.io"', 'registry = "{host}"')
+
+
+def bad_config(host: str) -> str:
+    """The one-image release, on a base image in the bad registry."""
+    return (
+        release_config("bad/app")
+        .replace(
+            'template = "standard.Dockerfile.j2"',
+            f'template = "app.Dockerfile.j2"\nbuild_args = {{ BASE_IMAGE = "{host}/bad/base:1" }}',
+        )
+        .replace('registry = "docker.io"', f'registry = "{host}"')
+    )
+
+
 TEMPLATE = """\
 {% for name, value in build_args.items() %}
 ARG {{ name }}={{ value | quoted }}
@@ -82,7 +91,7 @@ def config_options(tmp_path: Path, host: str) -> list[str]:
     (tmp_path / "dockerfiles" / "app.Dockerfile.j2").write_text(TEMPLATE)
     (tmp_path / "dockerfiles" / "context" / "README").write_text("build context\n")
     config = tmp_path / "versions.toml"
-    config.write_text(CONFIG.format(host=host, repository="bad/app"))
+    config.write_text(bad_config(host))
     releases = tmp_path / "releases.txt"
     releases.write_text("2.11.5\n")
     return ["--config", str(config), "--registry", host]

@@ -76,11 +76,8 @@ def test_copy_between_registries_streams_blobs(registry, basic_registry, make_cl
     def credentials(host):
         return Credentials("alice", BASIC_USERS["alice"]) if host == basic_registry.host else None
 
-    from matrix.registry import RegistryClient
-    from tests.registry.conftest import FAST_RETRY
-
     source = repo(registry.host)
-    with RegistryClient(credentials=credentials, retry=FAST_RETRY) as client:
+    with make_client(credentials) as client:
         pushed = push_index(client, source)
         target = parse_reference(f"{basic_registry.host}/{source.repository}:mirrored")
         assert copy(client, source, target) == pushed.digest

@@ -11,7 +11,7 @@ import stamina
 from matrix.reference import parse_reference
 from matrix.registry import RegistryClient, RegistryError, RetryPolicy
 from matrix.registry.manifests import OCI_MANIFEST, sha256_digest
-from tests.registry.conftest import FAST_RETRY
+from tests.conftest import FAST_RETRY
 
 EMPTY_CONFIG = {
     "mediaType": "application/vnd.oci.empty.v1+json",
@@ -108,9 +108,9 @@ def test_connection_errors_are_retried_then_reported_with_the_reference():
 
 
 @pytest.mark.timeout(20)
-def test_map_inside_map_completes_on_a_small_pool():
+def test_map_inside_map_completes_on_a_small_pool(make_client):
     # a publisher maps over images, and each image's copy maps over its blobs
-    with RegistryClient(credentials=lambda registry: None, max_workers=2) as client:
+    with make_client(max_workers=2) as client:
         result = client.map(lambda outer: client.map(lambda inner: outer * inner, [1, 2]), range(6))
     assert result == [[n, 2 * n] for n in range(6)]
 

@@ -11,7 +11,7 @@ import pytest
 from matrix.reference import ImageReference
 from matrix.registry import RateBudget, RateLimit, RetryPolicy, parse_quota, retag
 from matrix.registry.ratelimit import DOCKER_HUB_LIMIT, Quota, counts_as_pull
-from tests.registry.conftest import ONE_IMAGE_CONFIG as CONFIG
+from tests.support.configs import release_config
 from tests.support.images import push_index
 
 # Real backoff shape, test-sized waits; enough attempts to outlast a 2 s storm of
@@ -317,7 +317,7 @@ def published(tmp_path, registry, make_client, repo, monkeypatch):
     for name in ("MATRIX_REGISTRY_USERNAME", "MATRIX_REGISTRY_PASSWORD", "DOCKER_AUTH_CONFIG"):
         monkeypatch.delenv(name, raising=False)
     path = tmp_path / "versions.toml"
-    path.write_text(CONFIG.format(repository=repo(registry.host).repository))
+    path.write_text(release_config(repo(registry.host).repository))
     plan = plan_release(load_config(path), "2.11.5", commit=COMMIT, latest=True)
     client = make_client()
 

@@ -16,41 +16,15 @@ from matrix.publish.run import verify_problems
 from matrix.publish.state import read_state
 from matrix.reference import ImageReference
 from matrix.registry import RegistryClient
+from tests.support.configs import release_config
 from tests.support.images import push_platform_images
 
-# Two Pythons x two flavors x two platforms; {repository} is filled in per test.
-CONFIG = """\
-schema = 1
-registry = "docker.io"
-templates = "dockerfiles"
-
-[defaults]
-platforms = ["linux/amd64", "linux/arm64"]
-release_sha_tags = true
-sha_length = 7
-prerelease_dev_tags = "none"
-images = ["prefect"]
-
-[images.prefect]
-repository = "{repository}"
-dev_repository = "{repository}-dev"
-source = "https://github.com/PrefectHQ/prefect"
-flavors = ["standard", "conda"]
-
-[flavors.standard]
-suffix = ""
-template = "standard.Dockerfile.j2"
-
-[flavors.conda]
-suffix = "-conda"
-template = "standard.Dockerfile.j2"
-
-[[lines]]
-versions = ">=2.10.0, <2.13.0"
-latest_python = "3.10"
-python.standard = ["3.10", "3.11"]
-python.conda = ["3.10", "3.11"]
-"""
+# Two Pythons x two flavors x two platforms.
+RELEASE = {
+    "versions": ">=2.10.0, <2.13.0",
+    "flavors": ("standard", "conda"),
+    "pythons": ("3.10", "3.11"),
+}
 
 VERSION = "2.11.4"
 COMMIT = "2222222bbbb"
@@ -61,11 +35,11 @@ class Release:
     """2.11.4 (2 Pythons x 2 flavors x 2 platforms) with its platform images pushed by
     digest and the digest files written, as the build jobs leave it."""
 
-    def __init__(self, tmp_path: Path, host: str, name: str, config: str = CONFIG) -> None:
+    def __init__(self, tmp_path: Path, host: str, name: str) -> None:
         self.host = host
         self.repository = f"test/kill-{name}-{os.getpid()}-{next(_unique)}"
         self.config = tmp_path / f"{name}.toml"
-        self.config.write_text(config.format(repository=self.repository))
+        self.config.write_text(release_config(self.repository, **RELEASE))
         self.plan = plan_release(load_config(self.config), VERSION, commit=COMMIT, known=[])
         self.digests = tmp_path / f"{name}-digests"
         with RegistryClient() as client:
