@@ -31,6 +31,9 @@ all that decides its content (Dockerfile, context, build args, platforms, and th
 digest of each base image per platform): an image whose id is already under its
 full tag is not built again, and one whose inputs changed is rebuilt only with
 --refresh, the report naming the input that changed.
+Two publishes of one release at once (Prefect's run and a catch-up, say) agree:
+a full tag another writer filled since this run read it is kept, not written over,
+and any other tag another writer moved meanwhile stops the run in one line.
 A floating tag a rollback holds (`matrix promote`) is left alone, unless this
 release is newer than the newest of the line at rollback time; with --latest or
 --no-latest the floating tags are decided by hand, and the run records (or clears)

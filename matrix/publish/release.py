@@ -57,8 +57,12 @@ def publish_release(
     # --latest / --no-latest decide the floating tags by hand: a rollback is recorded.
     by = (settings.operator or UNNAMED) if selection.latest is not None else None
     if settings.digests is not None:
-        merged = digest_merger(client, plan, registry, settings.digests)
-        return _run(client, plan, settings, lambda images: merged, confirm, progress, by)
+        folder = settings.digests
+
+        def merged(images: Mapping[str, RemoteImage | None]) -> tuple[ImageBuilder, Inputs]:
+            return digest_merger(client, plan, registry, folder, observed=images)
+
+        return _run(client, plan, settings, merged, confirm, progress, by)
     builders = _engine(client, plan, loaded, settings)
     return _run(client, plan, settings, builders, confirm, progress, by)
 

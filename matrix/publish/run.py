@@ -51,6 +51,7 @@ from matrix.publish.state import (
 )
 from matrix.publish.verify import verify_problems
 from matrix.reference import ImageReference
+from matrix.registry.ensure import Overtaken
 from matrix.settings import PROMOTE, PUBLISH, Policy
 
 
@@ -379,16 +380,28 @@ def apply(
     primary, *mirrors = observation.registries
     specs = {spec.key: spec for spec in plan.images}
     built = [s for s in decision.steps if isinstance(s, Build)]
+    observed = observation.states[primary].images
     for step in built:
         spec = specs[step.key]
+        seen = getattr(observed.get(spec.key), "digest", None)
+        if not _still(client, reference(primary, step.target), seen, progress, spec.key):
+            continue
         progress(spec.key, "build", f"building {', '.join(spec.platforms)}")
-        build_image(spec)
+        try:
+            build_image(spec)
+        except Overtaken as error:
+            _adopt(spec.key, error.target, error.now, progress)
+            continue
         report.done.add((primary, step.target.repository, step.target.tag))
         progress(spec.key, "build", f"pushed {reference(primary, step.target)}")
     images = {primary: _verify(client, plan, primary, observation, bool(built), progress)}
     for mirror in mirrors:
         copies = [s for s in decision.steps if isinstance(s, Copy) and s.registry == mirror]
-        client.map(lambda step: _copy(client, step, images[primary], report, progress), copies)
+        there = observation.states[mirror].images
+        client.map(
+            lambda step, there=there: _copy(client, step, images[primary], there, report, progress),
+            copies,
+        )
         images[mirror] = _verify(client, plan, mirror, observation, bool(copies), progress)
     # Every registry holds the complete release: only now may floating tags move. A
     # rollback is recorded before its tags move back, and a hold cleared before they
@@ -517,13 +530,36 @@ def _earlier_builds(client, plan: Plan, states: Mapping[str, ReleaseState]) -> d
     return found
 
 
+def _still(client, target: ImageReference, seen: str | None, progress: Progress, key: str) -> bool:
+    """Whether the full tag still names what the run saw, right before its build. An
+    image another writer put there since is kept (full tags are immutable: the first
+    writer's image is the release's), and verified with the rest."""
+    head = client.head_manifest(target)
+    now = head.digest if head else None
+    if now == seen:
+        return True
+    _adopt(key, target, now, progress)
+    return False
+
+
+def _adopt(key: str, target: ImageReference, now: str | None, progress: Progress) -> None:
+    progress(key, "build", f"{target} was published by another writer meanwhile ({now}): kept")
+
+
 def _copy(
-    client, step: Copy, images: Mapping[str, RemoteImage], report: PublishReport, progress: Progress
+    client,
+    step: Copy,
+    images: Mapping[str, RemoteImage],
+    there: Mapping[str, RemoteImage | None],
+    report: PublishReport,
+    progress: Progress,
 ) -> None:
     from matrix.registry import copy
 
     target = reference(step.registry, step.target)
-    copy(client, reference(step.source, step.target), target, _as_manifest(images[step.key]))
+    seen = getattr(there.get(step.key), "digest", None)
+    manifest = _as_manifest(images[step.key])
+    copy(client, reference(step.source, step.target), target, manifest, expected={target: seen})
     report.done.add((step.registry, step.target.repository, step.target.tag))
     progress(step.key, "mirror", f"copied to {target}")
 
@@ -561,7 +597,9 @@ def _write_tags(
             progress(key, "promote", f"{action} {ref} -> {image.digest}")
 
         source = RegistrySource(reference(registry, specs[key].full_target))
-        ensure(client, source, targets, _as_manifest(image), current=current, written=written)
+        # Each tag is looked at again right before its write: one that another writer
+        # moved since the run read it stops the run (Overtaken), written over by nothing.
+        ensure(client, source, targets, _as_manifest(image), expected=current, written=written)
 
     client.map(tag_image, list(by_image))
 
