@@ -304,8 +304,9 @@ def run_release(
     from matrix.cli import options
     from matrix.cli.progress import Reporter
     from matrix.config import load_config
+    from matrix.stopping import stopping_safely
 
-    with report_failures(args.report, args.version):
+    with stopping_safely(), report_failures(args.report, args.version):
         check_github_summary()
         selection = options.release_selection(args)
         loaded = load_config(args.config)

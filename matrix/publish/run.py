@@ -53,6 +53,7 @@ from matrix.publish.verify import verify_problems
 from matrix.reference import ImageReference
 from matrix.registry.ensure import Overtaken
 from matrix.settings import PROMOTE, PUBLISH, Policy
+from matrix.stopping import checkpoint
 
 
 class Refusal(UserError):
@@ -243,6 +244,7 @@ def publish(
             confirm(replace(report, dry_run=True))
         if not dry_run:
             apply(client, plan, observation, decision, build_image, report, progress)
+        checkpoint()  # a signal after the last write still ends the run as cancelled
     except Exception as error:
         # What was done before the failure: --report is written with it, and the error.
         if isinstance(error, Refusal) and not report.changes:
@@ -384,6 +386,7 @@ def apply(
     for step in built:
         spec = specs[step.key]
         seen = getattr(observed.get(spec.key), "digest", None)
+        checkpoint()
         if not _still(client, reference(primary, step.target), seen, progress, spec.key):
             continue
         progress(spec.key, "build", f"building {', '.join(spec.platforms)}")
@@ -407,6 +410,7 @@ def apply(
     # rollback is recorded before its tags move back, and a hold cleared before they
     # move forward, so a run stopped in between leaves nothing a rerun would undo.
     for (registry, repository), holds in decision.holds.items():
+        checkpoint()
         write_holds(client, registry, repository, holds)
         progress("release", "hold", f"{registry}/{repository}:{HOLDS_TAG}: {len(holds)} held")
     report.changes = [_settled(c, images) for c in decision.changes]

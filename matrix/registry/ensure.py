@@ -22,6 +22,7 @@ from matrix.errors import UserError
 from matrix.reference import ImageReference
 from matrix.registry.client import Manifest, RegistryClient
 from matrix.registry.manifests import INDEX_TYPES, blobs, children, parse_manifest
+from matrix.stopping import checkpoint
 
 
 class Overtaken(UserError):
@@ -118,6 +119,7 @@ def ensure(
         ensure_content(client, source, target, manifest)
 
     def put(target: ImageReference) -> None:
+        checkpoint()  # a cancelled run stops between writes, never inside one
         client.put_manifest(target, manifest.content, manifest.media_type)
         if written is not None:
             written(target)
@@ -150,4 +152,5 @@ def _ensure_child(
         return
     child = source.manifest(client, digest)
     ensure_content(client, source, at, child)
+    checkpoint()
     client.put_manifest(at, child.content, child.media_type)
