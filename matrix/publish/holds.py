@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from packaging.version import Version
 
 from matrix.plan import Plan, TagKind, TagTarget
-from matrix.publish.reconcile import Action, Change
+from matrix.publish.reconcile import LEFT_ALONE, Action, Change
 from matrix.reference import ImageReference
 from matrix.versions import Kind, kind, parse_version
 
@@ -192,7 +192,9 @@ def judge(
                 notes.append(_note(change, hold, "released"))
             judged.append(change)
         elif hold is not None and hold.keeps(plan.version):
-            if change.action is not Action.KEEP:
+            # A refresh has already left the tag alone (it did not follow the image): it
+            # is held all the same, and said so.
+            if change.action is not Action.KEEP or change.reason == LEFT_ALONE:
                 change = replace(change, action=Action.HELD, reason=hold.describe())
                 notes.append(_note(change, hold, "held"))
             judged.append(change)
