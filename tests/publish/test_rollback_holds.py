@@ -200,3 +200,20 @@ def test_the_holds_tag_is_never_taken_for_a_release(tmp_path, registry, capsys):
     assert code == 0
     moves = [line for line in out.splitlines() if line.startswith("move ")]
     assert len(moves) == 10 and all("(2.11.4)" in line for line in moves)
+
+
+def test_a_foreign_image_under_the_reserved_tag_is_one_error_line(tmp_path, registry, capsys):
+    from tests.support.images import push_index
+
+    releases = Releases(tmp_path, registry.host)
+    assert run(capsys, *releases.publish("2.11.4"))[0] == 0
+    with RegistryClient() as client:
+        push_index(client, ImageReference(registry.host, releases.repository, HOLDS_TAG))
+    before = releases.tags()
+
+    code, _, err = run(capsys, "promote", *releases.common("2.11.4"), "--yes")
+
+    assert code == 2
+    (line,) = err.strip().splitlines()[-1:]
+    assert line.startswith("matrix: error:") and f":{HOLDS_TAG} is not a holds record" in line
+    assert "Traceback" not in err and releases.tags() == before
