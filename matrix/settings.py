@@ -247,6 +247,7 @@ class PublishSettings:
     dry_run: bool = False
     yes: bool = False  # write without asking
     report: Path | None = None
+    operator: str = ""  # who runs it, for the record of a rollback (matrix.publish.holds)
 
     def __post_init__(self) -> None:
         check_output_file(self.report, "--report")

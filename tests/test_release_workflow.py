@@ -593,7 +593,7 @@ LABEL {% for name, value in labels.items() %}{{ name }}={{ value | quoted }} {% 
 @pytest.mark.podman
 @pytest.mark.registry
 def test_a_dev_build_of_a_3x_commit_publishes_every_planned_image(
-    publish_workflow, prefect, registry, podman, tmp_path
+    make_client, publish_workflow, prefect, registry, podman, tmp_path
 ):
     """The dev path end to end: the plan job builds both dists from the commit, each
     build job installs its image's own (prefect-client's too), publish and verify."""
@@ -673,8 +673,7 @@ def test_a_dev_build_of_a_3x_commit_publishes_every_planned_image(
     written = {(c["repository"], c["tag"]) for c in report["changes"] if c["done"]}
     for repository in (f"{unique}/prefect-dev", f"{unique}/prefect-client-dev"):
         assert (repository, f"sha-{head[:7]}-python3.12") in written
-    with RegistryClient() as client:
-        tags = client.list_tags(f"{registry.host}/{unique}/prefect-client-dev")
+    tags = make_client().list_tags(f"{registry.host}/{unique}/prefect-client-dev")
     assert f"sha-{head[:7]}-python3.12" in tags
 
 

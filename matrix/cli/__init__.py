@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from matrix import __version__
@@ -52,7 +53,8 @@ examples:
 
 exit codes: 0 success; 1 a check found a difference (verify) or an image failed
 to build; 2 bad input, a registry's bad answer or a refusal (one line on stderr;
-nothing was pushed or moved).
+nothing was pushed or moved); 130 or 143 publish, promote or refresh stopped by
+SIGINT or SIGTERM at a safe point (one line, --report written; a rerun completes).
 """
 
 
@@ -90,8 +92,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from matrix.stopping import Stopped
+
     try:
         return args.run(args)
+    except Stopped as error:
+        # Cancelled (GitHub sends SIGINT, then SIGTERM): the shell's code for the signal.
+        print(f"matrix: {error}", file=sys.stderr)
+        if not error.waited:
+            # A second signal: the process ends now, not after the write that hangs,
+            # and nothing it still finishes prints after this line.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(error.exit_code)
+        return error.exit_code
     except UserError as error:
         print(f"matrix: error: {error}", file=sys.stderr)
         return 2

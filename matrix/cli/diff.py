@@ -10,8 +10,10 @@ HELP = "compare a release's planned tags with the registry (changes nothing)"
 DESCRIPTION = """\
 Compare every planned tag of a release with what the registry holds, one line per
 tag: create (missing), move (names another digest: from which release, to which),
-keep (already right) or conflict (an immutable full or sha tag names other content),
-for the registry and every mirror.
+keep (already right), conflict (an immutable full or sha tag names other content)
+or held (a floating tag a rollback holds at an older release, which publish leaves;
+not with --latest / --no-latest, which decide the floating tags by hand), for the
+registry and every mirror.
 Reads manifests with HEAD and GET only; never pulls a layer.
 """
 EPILOG = """\
@@ -40,7 +42,8 @@ def run(args: argparse.Namespace) -> int:
     with registries.client() as client:
         plan = plan_on_registry(client, loaded, selection, registries.target.host)
         hosts = [registries.target.host, *(m.host for m in registries.mirrors(plan))]
-        for host, (changed, names) in zip(hosts, diff_release(client, plan, hosts), strict=True):
+        diffs = diff_release(client, plan, hosts, holds=selection.latest is None)
+        for host, (changed, names) in zip(hosts, diffs, strict=True):
             found.append((host, changed, names))
             changes += changed
     counts = {action.value: sum(c.action is action for c in changes) for action in Action}

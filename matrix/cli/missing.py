@@ -11,7 +11,9 @@ HELP = "list the releases the package index has and the registry lacks or holds 
 DESCRIPTION = """\
 List the releases of Prefect uploaded to the package index in the last --days days
 that versions.toml covers and the registry lacks (no full tag) or holds incomplete
-(a tag absent, or a floating tag naming another image than its release's). The
+(a tag absent, or a floating tag naming another image than its release's; a
+floating tag that a rollback holds, `matrix promote`, was moved on purpose and is
+not judged). The
 scheduled catch-up of the release workflow publishes each one it lists; publish is
 idempotent, so a release whose first run lost the race with its upload, or died
 halfway, is completed.

@@ -16,6 +16,13 @@ needs: `matrix promote --version 2.11.4` moves 2-latest, 2-python3.10 and
 release is missing or incomplete: an image missing under its full tag, a platform
 image missing under it, or another image of the release there.
 Asks before it writes; without a terminal it refuses unless --yes.
+
+A rollback holds: the floating tags moved back behind the newest release of their
+line are recorded in the registry (the reserved tag matrix-holds of each
+repository: which tag, at which release, by whom, when), and publish, refresh, the
+scheduled catch-up (`matrix missing`) and verify leave them there. A promote of
+the newest release (forward), or the publish of a release newer than the newest
+at rollback time, clears the hold.
 """
 EPILOG = """\
 examples:
@@ -33,13 +40,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import os
+
     from matrix.cli.runner import run_release
+    from matrix.publish.holds import operator
     from matrix.publish.release import promote_release
 
     return run_release(
         args,
         "promote",
-        lambda loaded: options.publish_settings(args, loaded),
+        lambda loaded: options.publish_settings(args, loaded, operator=operator(os.environ)),
         promote_release,
         shown=lambda change, settings: change.writes or settings.dry_run,
     )

@@ -31,6 +31,13 @@ all that decides its content (Dockerfile, context, build args, platforms, and th
 digest of each base image per platform): an image whose id is already under its
 full tag is not built again, and one whose inputs changed is rebuilt only with
 --refresh, the report naming the input that changed.
+Two publishes of one release at once (Prefect's run and a catch-up, say) agree:
+a full tag another writer filled since this run read it is kept, not written over,
+and any other tag another writer moved meanwhile stops the run in one line.
+A floating tag a rollback holds (`matrix promote`) is left alone, unless this
+release is newer than the newest of the line at rollback time; with --latest or
+--no-latest the floating tags are decided by hand, and the run records (or clears)
+holds as promote does.
 """
 EPILOG = """\
 examples:
@@ -68,7 +75,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import os
+
     from matrix.cli.runner import run_release
+    from matrix.publish.holds import operator
     from matrix.publish.release import publish_release
     from matrix.settings import Policy
 
@@ -79,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
             policy=Policy(refresh=args.refresh, force=args.force_republish),
             build=options.rebuild_settings(args, loaded),
             digests=Path(args.digests) if args.digests else None,
+            operator=operator(os.environ),
         )
 
     # The result on stdout: the tags written, or for a dry run every planned tag.

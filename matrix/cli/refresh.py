@@ -55,11 +55,12 @@ def run(args: argparse.Namespace) -> int:
     from matrix.cli.progress import Reporter
     from matrix.config import load_config
     from matrix.publish.release import refresh_releases
+    from matrix.stopping import stopping_safely
     from matrix.versions import parse_lines
 
     reports: list[dict] = []
     # A failure's report lists the releases refreshed before it, then the failed one.
-    with report_failures(args.report, None, before=reports):
+    with stopping_safely(), report_failures(args.report, None, before=reports):
         parse_lines(args.lines)  # refused before anything is read
         check_github_summary()
         loaded = load_config(args.config)

@@ -36,8 +36,9 @@ def run_release(
     ``shown`` picks on stdout, or the report as JSON; --report however it ends."""
     from matrix.cli.progress import Reporter
     from matrix.config import load_config
+    from matrix.stopping import stopping_safely
 
-    with report_failures(args.report, args.version):
+    with stopping_safely(), report_failures(args.report, args.version):
         check_github_summary()
         selection = options.release_selection(args)
         loaded = load_config(args.config)

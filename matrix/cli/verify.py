@@ -13,10 +13,14 @@ platform, that each platform's own image is there too (what a pull needs), that
 the index is the planned image (its image key, version and commit annotations;
 no other image of the release), and that every sha and floating tag names it, in
 the registry and in every mirror (whose images must have the registry's digests).
+A floating tag that a rollback holds at an older release (`matrix promote`) is
+listed as held and is as expected.
 Exit 0 only when all of it holds; otherwise each missing or wrong tag and
 platform is listed and the exit code is 1 (2: the check could not be made).
-Reads manifests only: one GET per image, one HEAD per platform image and one HEAD
-per other tag; never a blob.
+With --latest or --no-latest the floating tags are judged as publish would write
+them: a hold does not count. Reads manifests only: one GET per image, one HEAD per
+platform image and one HEAD per other tag, and one HEAD per release repository for
+the holds record (a GET where there is one); never a blob.
 """
 EPILOG = """\
 examples:
@@ -43,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     with registries.client() as client:
         plan = plan_on_registry(client, loaded, selection, registries.target.host)
         hosts = [registries.target.host, *(m.host for m in registries.mirrors(plan))]
-        checks = list(verify_release(client, plan, hosts))
+        checks = list(verify_release(client, plan, hosts, holds=selection.latest is None))
     failed = not all(check.ok for check in checks)
     if args.format == "json":
         print_json_result(
@@ -56,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
                         "ok": check.ok,
                         "problems": check.problems,
                         "wrong": [change_to_dict(c) for c in check.wrong],
+                        "held": [change_to_dict(c) for c in check.held],
                         "requests": check.requests,
                     }
                     for check in checks
@@ -68,7 +73,10 @@ def run(args: argparse.Namespace) -> int:
         for problem in check.problems:
             print(f"{check.registry}/{problem}")
         print_changes(check.wrong, check.registry)
+        print_changes(check.held, check.registry)
         counted = f"{check.requests} requests"
+        if check.held:
+            counted += f"; {len(check.held)} floating tags held by a rollback, as recorded"
         if check.ok:
             print(
                 f"{plan.version} on {check.registry}: {len(plan.images)} images and "

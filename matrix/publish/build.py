@@ -227,10 +227,16 @@ def engine_builder(
 
 
 def digest_merger(
-    client: RegistryClient, plan: Plan, registry: str, folder: Path
+    client: RegistryClient,
+    plan: Plan,
+    registry: str,
+    folder: Path,
+    observed: Mapping[str, RemoteImage | None] | None = None,
 ) -> tuple[ImageBuilder, dict[str, InputsRecord]]:
     """Assemble each image's index from the per-platform digests found in ``folder``;
-    the build inputs the build jobs recorded there go into the index's annotations."""
+    the build inputs the build jobs recorded there go into the index's annotations.
+    ``observed``: what the run saw under the full tags; a full tag that names anything
+    else right before its write is not written over (`matrix.registry.Overtaken`)."""
     from matrix.publish.digests import image_inputs, read_digests
     from matrix.publish.state import reference
     from matrix.registry import assemble_index
@@ -248,11 +254,16 @@ def digest_merger(
                     "`matrix build --push-by-digest --digests-out` run for it?"
                 )
             entries.append((record.digest, platform))
+        target = reference(registry, spec.full_target)
+        expected = None
+        if observed is not None:
+            expected = {target: getattr(observed.get(spec.key), "digest", None)}
         assemble_index(
             client,
-            reference(registry, spec.full_target),
+            target,
             entries,
             annotations=annotations_for(plan, spec, inputs.get(spec.key)),
+            expected=expected,
         )
 
     return merge, inputs

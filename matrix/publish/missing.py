@@ -16,7 +16,8 @@ from datetime import datetime
 
 from matrix.config import LoadedConfig
 from matrix.index import Index, releases_uploaded
-from matrix.plan import Plan, TagKind, plan_release
+from matrix.plan import Plan, TagKind, TagTarget, plan_release
+from matrix.publish.holds import Holds, holdable, read_holds
 from matrix.publish.state import known_releases, reference
 from matrix.reference import ImageReference
 from matrix.registry import RegistryClient
@@ -67,10 +68,15 @@ def missing_releases(
     )
     tags = dict(zip(repositories, map(set, tag_lists), strict=True))
     known = sorted({*known_releases(tag_lists), *uploaded})
+    # A floating tag a rollback holds was moved on purpose: it lacks nothing.
+    holds = {
+        repository: read_holds(client, registry, repository, tags[repository])
+        for repository in repositories
+    }
     found = []
     for version in recent:
         plan = plan_release(loaded, str(version), known=known)
-        lacking = _lacking(client, plan, registry, tags)
+        lacking = _lacking(client, plan, registry, tags, holds)
         if lacking:
             full = [t for t in plan.targets if t.kind is TagKind.FULL]
             absent = all(str(reference(registry, t)) in lacking for t in full)
@@ -80,13 +86,22 @@ def missing_releases(
 
 
 def _lacking(
-    client: RegistryClient, plan: Plan, registry: str, tags: dict[str, set[str]]
+    client: RegistryClient,
+    plan: Plan,
+    registry: str,
+    tags: dict[str, set[str]],
+    holds: dict[str, Holds],
 ) -> tuple[str, ...]:
     """References of ``plan`` the registry lacks, or whose tag names another image than
-    the full tag of the same image."""
+    the full tag of the same image; floating tags a rollback holds are not judged."""
+
+    def held(target: TagTarget) -> bool:
+        hold = holds.get(target.repository, {}).get(target.tag)
+        return holdable(target) and hold is not None and hold.keeps(plan.version)
+
     lacking: list[str] = []
     for spec in plan.images:
-        targets = [t for t in spec.targets if t.kind is not TagKind.SHA]
+        targets = [t for t in spec.targets if t.kind is not TagKind.SHA and not held(t)]
         absent = [t for t in targets if t.tag not in tags.get(t.repository, set())]
         lacking += [str(reference(registry, t)) for t in absent]
         if absent:

@@ -31,6 +31,7 @@ class Action(StrEnum):
     MOVE = "move"
     KEEP = "keep"
     CONFLICT = "conflict"
+    HELD = "held"  # a floating tag a maintainer held at an older release (matrix.publish.holds)
 
 
 @dataclass(frozen=True)
@@ -213,6 +214,8 @@ def describe(change: Change, registry: str, release_of: dict[str, str] | None = 
         line = f"create   {name} -> {desired}"
     elif change.action is Action.KEEP:
         line = f"keep     {name} = {change.current}"
+    elif change.action is Action.HELD:
+        line = f"held     {name} = {change.current}"
     elif change.action is Action.MOVE:
         old = change.current or "?"
         release = (release_of or {}).get(old)

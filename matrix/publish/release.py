@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from matrix.config import LoadedConfig
     from matrix.plan import Plan
 
+UNNAMED = "an unnamed operator"
 Confirm = Callable[[PublishReport], None]
 Inputs = Mapping[str, "InputsRecord"]  # image key -> its build inputs
 # What builds an image, made from the images the primary holds under their full tags.
@@ -54,10 +55,17 @@ def publish_release(
     plan = plan_on_registry(client, loaded, selection, registry)
     for note in plan.notes:
         progress("release", "plan", note)
+    # --latest / --no-latest decide the floating tags by hand: a rollback is recorded.
+    by = (settings.operator or UNNAMED) if selection.latest is not None else None
     if settings.digests is not None:
-        merged = digest_merger(client, plan, registry, settings.digests)
-        return _run(client, plan, settings, lambda images: merged, confirm, progress)
-    return _run(client, plan, settings, _engine(client, plan, loaded, settings), confirm, progress)
+        folder = settings.digests
+
+        def merged(images: Mapping[str, RemoteImage | None]) -> tuple[ImageBuilder, Inputs]:
+            return digest_merger(client, plan, registry, folder, observed=images)
+
+        return _run(client, plan, settings, merged, confirm, progress, by)
+    builders = _engine(client, plan, loaded, settings)
+    return _run(client, plan, settings, builders, confirm, progress, by)
 
 
 def promote_release(
@@ -84,6 +92,7 @@ def promote_release(
         dry_run=settings.dry_run,
         confirm=None if settings.yes else confirm,
         progress=progress,
+        by=settings.operator or UNNAMED,
     )
 
 
@@ -146,7 +155,13 @@ def _engine(client, plan: Plan, loaded: LoadedConfig, settings: PublishSettings)
 
 
 def _run(
-    client, plan: Plan, settings: PublishSettings, builders: Builders, confirm, progress
+    client,
+    plan: Plan,
+    settings: PublishSettings,
+    builders: Builders,
+    confirm,
+    progress,
+    by: str | None = None,
 ) -> PublishReport:
     """The one publish machine, asking before it writes unless --yes or a dry run. The
     registries are read once: ``builders`` gets the images the primary holds (a
@@ -168,4 +183,5 @@ def _run(
         confirm=None if settings.yes else confirm,
         progress=progress,
         observation=observation,
+        by=by,
     )

@@ -17,9 +17,19 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from packaging.version import Version
+
 from matrix.buildid import InputsRecord
 from matrix.errors import UserError
 from matrix.plan import ImageSpec, Plan, TagTarget
+from matrix.publish.holds import (
+    HOLDS_TAG,
+    Table,
+    read_holds,
+    repositories_of,
+    write_holds,
+)
+from matrix.publish.holds import judge as judge_holds
 from matrix.publish.reconcile import (
     STALE,
     TO_BUILD,
@@ -33,6 +43,7 @@ from matrix.publish.reconcile import (
 from matrix.publish.state import (
     ReleaseState,
     RemoteImage,
+    known_releases,
     read_image,
     read_images,
     read_state,
@@ -40,7 +51,9 @@ from matrix.publish.state import (
 )
 from matrix.publish.verify import verify_problems
 from matrix.reference import ImageReference
+from matrix.registry.ensure import Overtaken
 from matrix.settings import PROMOTE, PUBLISH, Policy
+from matrix.stopping import checkpoint
 
 
 class Refusal(UserError):
@@ -113,6 +126,10 @@ class Observation:
     states: dict[str, ReleaseState]
     # Image key -> digests its other tags name that are earlier builds of it (refresh).
     earlier: dict[str, set[str]] = field(default_factory=dict)
+    # (registry, repository) -> the floating tags held there by hand (a rollback).
+    holds: Table = field(default_factory=dict)
+    # registry -> the releases its full tags name, where floating tags can be held.
+    known: dict[str, list[Version]] = field(default_factory=dict)
 
     @property
     def registries(self) -> tuple[str, ...]:
@@ -125,6 +142,8 @@ class Decision:
 
     changes: list[Change]
     steps: list[Step]
+    holds: Table = field(default_factory=dict)  # the records to write before any tag
+    hold_notes: list[dict[str, Any]] = field(default_factory=list)
 
 
 # -- the report ----------------------------------------------------------------------
@@ -137,6 +156,7 @@ class PublishReport:
     dry_run: bool
     mirrors: tuple[str, ...] = ()  # the registries that get copies
     changes: list[Change] = field(default_factory=list)
+    holds: list[dict[str, Any]] = field(default_factory=list)  # held, recorded or released
     done: set[tuple[str, str, str]] = field(default_factory=set)  # (registry, repo, tag)
     requests: dict[str, int] = field(default_factory=dict)  # by method, as the client counted
     blob_reads: int = 0  # layers and configs read: what pull limits count
@@ -167,6 +187,7 @@ class PublishReport:
                 | {"done": (c.registry, c.target.repository, c.target.tag) in self.done}
                 for c in self.changes
             ],
+            "holds": self.holds,
             "writes": self.writes,
             "requests": self.requests,
             "blob_reads": self.blob_reads,
@@ -198,13 +219,16 @@ def publish(
     confirm: Callable[[PublishReport], None] | None = None,
     progress: Progress = quiet,
     observation: Observation | None = None,
+    by: str | None = None,
 ) -> PublishReport:
     """Publish ``plan`` to ``registry`` and copy it to ``mirrors``; ``build_image`` puts
     one image under its full tag in ``registry`` (``merge``: from pushed digests). With
     ``inputs`` (image key -> build inputs) an image built from other inputs is a
     conflict, or under a refresh policy rebuilt. ``confirm`` sees what would change
     before anything does, and may refuse by raising. ``observation``: the registries as
-    the caller already read them with `observe`, which is then not done again."""
+    the caller already read them with `observe`, which is then not done again. ``by``:
+    who decided the floating tags by hand (a rollback), which records holds instead of
+    honouring them (`matrix.publish.holds`)."""
     if policy is None:
         policy = Policy(refresh=refresh, force=force, only_following=only_following)
     started = time.monotonic()
@@ -213,12 +237,14 @@ def publish(
     try:
         if observation is None:
             observation = observe(client, plan, registries, policy)
-        decision = decide(plan, observation, policy, inputs=inputs, merge=merge)
+        decision = decide(plan, observation, policy, inputs=inputs, merge=merge, by=by)
         report.changes = decision.changes
+        report.holds = decision.hold_notes
         if not dry_run and confirm is not None:
             confirm(replace(report, dry_run=True))
         if not dry_run:
             apply(client, plan, observation, decision, build_image, report, progress)
+        checkpoint()  # a signal after the last write still ends the run as cancelled
     except Exception as error:
         # What was done before the failure: --report is written with it, and the error.
         if isinstance(error, Refusal) and not report.changes:
@@ -242,9 +268,11 @@ def promote(
     dry_run: bool = False,
     confirm: Callable[[PublishReport], None] | None = None,
     progress: Progress = quiet,
+    by: str = "an unnamed operator",
 ) -> PublishReport:
     """Point the plan's sha and floating tags at its images in ``registry`` and every
-    mirror; every image must be complete in all of them first."""
+    mirror; every image must be complete in all of them first. Floating tags moved
+    back behind the newest release of their line are held there, by ``by``."""
 
     def refuse(spec: ImageSpec) -> None:
         raise AssertionError(f"promote builds nothing, not {spec.key}")
@@ -259,6 +287,7 @@ def promote(
         dry_run=dry_run,
         confirm=confirm,
         progress=progress,
+        by=by,
     )
 
 
@@ -267,7 +296,24 @@ def observe(client, plan: Plan, registries: Sequence[str], policy: Policy = PUBL
     one GET more per distinct digest a tag names besides its image's."""
     states = {r: read_state(client, plan, r) for r in registries}
     earlier = _earlier_builds(client, plan, states) if policy.refresh else {}
-    return Observation(states, earlier)
+    holds, known = _read_holds(client, plan, registries)
+    return Observation(states, earlier, holds, known)
+
+
+def _read_holds(
+    client, plan: Plan, registries: Sequence[str]
+) -> tuple[Table, dict[str, list[Version]]]:
+    """The holds where the plan has floating tags, and the releases each registry
+    holds there: a tag list per repository, and a GET where a holds record is."""
+    pairs = [(r, repo) for r in registries for repo in repositories_of(plan)]
+    lists = client.map(lambda p: client.list_tags(ImageReference(*p)), pairs)
+    holds = client.map(
+        lambda item: read_holds(client, *item[0], item[1]), list(zip(pairs, lists, strict=True))
+    )
+    known: dict[str, list[Version]] = {}
+    for (registry, _), tags in zip(pairs, lists, strict=True):
+        known.setdefault(registry, []).extend(known_releases([tags]))
+    return dict(zip(pairs, holds, strict=True)), known
 
 
 def decide(
@@ -277,9 +323,11 @@ def decide(
     *,
     inputs: Mapping[str, InputsRecord] | None = None,
     merge: bool = False,
+    by: str | None = None,
 ) -> Decision:
     """What every tag needs and the steps that do it; raises, changing nothing, on a
-    conflict or (when the policy builds nothing) an incomplete release."""
+    conflict or (when the policy builds nothing) an incomplete release. Held floating
+    tags are left alone, unless ``by`` (by hand), when the holds are set anew."""
     primary, *mirrors = observation.registries
     judge: dict[str, Any] = {
         "force": policy.force,
@@ -313,9 +361,12 @@ def decide(
                 + "; ".join(f"{c.registry}/{c.target} {c.reason or 'is missing'}" for c in broken),
                 changes,
             )
+    judged = judge_holds(plan, changes, observation.holds, by=by, known=observation.known)
+    changes = judged.changes
     _refuse_conflicts(changes)
     _refuse_diverged_mirrors(plan, observation, policy, changes)
-    return Decision(changes, [_step(c, full, primary, merge) for c in changes if c.writes])
+    steps = [_step(c, full, primary, merge) for c in changes if c.writes]
+    return Decision(changes, steps, judged.records, judged.notes)
 
 
 def apply(
@@ -331,18 +382,37 @@ def apply(
     primary, *mirrors = observation.registries
     specs = {spec.key: spec for spec in plan.images}
     built = [s for s in decision.steps if isinstance(s, Build)]
+    observed = observation.states[primary].images
     for step in built:
         spec = specs[step.key]
+        seen = getattr(observed.get(spec.key), "digest", None)
+        checkpoint()
+        if not _still(client, reference(primary, step.target), seen, progress, spec.key):
+            continue
         progress(spec.key, "build", f"building {', '.join(spec.platforms)}")
-        build_image(spec)
+        try:
+            build_image(spec)
+        except Overtaken as error:
+            _adopt(spec.key, error.target, error.now, progress)
+            continue
         report.done.add((primary, step.target.repository, step.target.tag))
         progress(spec.key, "build", f"pushed {reference(primary, step.target)}")
     images = {primary: _verify(client, plan, primary, observation, bool(built), progress)}
     for mirror in mirrors:
         copies = [s for s in decision.steps if isinstance(s, Copy) and s.registry == mirror]
-        client.map(lambda step: _copy(client, step, images[primary], report, progress), copies)
+        there = observation.states[mirror].images
+        client.map(
+            lambda step, there=there: _copy(client, step, images[primary], there, report, progress),
+            copies,
+        )
         images[mirror] = _verify(client, plan, mirror, observation, bool(copies), progress)
-    # Every registry holds the complete release: only now may floating tags move.
+    # Every registry holds the complete release: only now may floating tags move. A
+    # rollback is recorded before its tags move back, and a hold cleared before they
+    # move forward, so a run stopped in between leaves nothing a rerun would undo.
+    for (registry, repository), holds in decision.holds.items():
+        checkpoint()
+        write_holds(client, registry, repository, holds)
+        progress("release", "hold", f"{registry}/{repository}:{HOLDS_TAG}: {len(holds)} held")
     report.changes = [_settled(c, images) for c in decision.changes]
     tags = [s for s in decision.steps if isinstance(s, Tag)]
     for registry in observation.registries:
@@ -464,13 +534,36 @@ def _earlier_builds(client, plan: Plan, states: Mapping[str, ReleaseState]) -> d
     return found
 
 
+def _still(client, target: ImageReference, seen: str | None, progress: Progress, key: str) -> bool:
+    """Whether the full tag still names what the run saw, right before its build. An
+    image another writer put there since is kept (full tags are immutable: the first
+    writer's image is the release's), and verified with the rest."""
+    head = client.head_manifest(target)
+    now = head.digest if head else None
+    if now == seen:
+        return True
+    _adopt(key, target, now, progress)
+    return False
+
+
+def _adopt(key: str, target: ImageReference, now: str | None, progress: Progress) -> None:
+    progress(key, "build", f"{target} was published by another writer meanwhile ({now}): kept")
+
+
 def _copy(
-    client, step: Copy, images: Mapping[str, RemoteImage], report: PublishReport, progress: Progress
+    client,
+    step: Copy,
+    images: Mapping[str, RemoteImage],
+    there: Mapping[str, RemoteImage | None],
+    report: PublishReport,
+    progress: Progress,
 ) -> None:
     from matrix.registry import copy
 
     target = reference(step.registry, step.target)
-    copy(client, reference(step.source, step.target), target, _as_manifest(images[step.key]))
+    seen = getattr(there.get(step.key), "digest", None)
+    manifest = _as_manifest(images[step.key])
+    copy(client, reference(step.source, step.target), target, manifest, expected={target: seen})
     report.done.add((step.registry, step.target.repository, step.target.tag))
     progress(step.key, "mirror", f"copied to {target}")
 
@@ -508,7 +601,9 @@ def _write_tags(
             progress(key, "promote", f"{action} {ref} -> {image.digest}")
 
         source = RegistrySource(reference(registry, specs[key].full_target))
-        ensure(client, source, targets, _as_manifest(image), current=current, written=written)
+        # Each tag is looked at again right before its write: one that another writer
+        # moved since the run read it stops the run (Overtaken), written over by nothing.
+        ensure(client, source, targets, _as_manifest(image), expected=current, written=written)
 
     client.map(tag_image, list(by_image))
 

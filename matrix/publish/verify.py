@@ -11,6 +11,15 @@ from matrix.publish.reconcile import Action, Change, image_problems, reconcile
 from matrix.publish.state import ReleaseState, read_state, releases_of
 
 
+def held_apart(client, plan: Plan, registry: str, changes: list[Change]) -> list[Change]:
+    """``changes`` with the floating tags a rollback holds in ``registry`` marked held:
+    a HEAD per release repository, and a GET where a holds record is."""
+    from matrix.publish.holds import judge, read_table, repositories_of
+
+    table = read_table(client, [registry], repositories_of(plan))
+    return judge(plan, changes, table).changes
+
+
 def verify_problems(plan: Plan, state: ReleaseState) -> list[str]:
     """Why the images under the full tags are not the release as planned (empty: they are)."""
     problems = []
@@ -71,15 +80,20 @@ class RegistryCheck:
     problems: list[str] = field(default_factory=list)
     wrong: list[Change] = field(default_factory=list)
     requests: int = 0
+    held: list[Change] = field(default_factory=list)  # floating tags a rollback holds: expected
 
     @property
     def ok(self) -> bool:
         return not self.problems and not self.wrong
 
 
-def verify_release(client, plan: Plan, registries: Sequence[str]) -> Iterator[RegistryCheck]:
+def verify_release(
+    client, plan: Plan, registries: Sequence[str], *, holds: bool = True
+) -> Iterator[RegistryCheck]:
     """Check the first registry, then every mirror against it, one at a time. The first
-    check's requests count all the client sent before (reading tags to plan, say)."""
+    check's requests count all the client sent before (reading tags to plan, say).
+    ``holds``: floating tags a rollback holds are expected (not when the floating tags
+    were decided by hand, --latest / --no-latest, as publish would then move them)."""
     primary: ReleaseState | None = None
     counted = 0
     for host in registries:
@@ -89,17 +103,21 @@ def verify_release(client, plan: Plan, registries: Sequence[str]) -> Iterator[Re
             primary = state
         else:
             check.problems += mirror_problems(plan, primary, state, registries[0])
-        check.wrong = [c for c in reconcile(plan, state) if c.action is not Action.KEEP]
+        changes = reconcile(plan, state, registry=host)
+        changes = held_apart(client, plan, host, changes) if holds else changes
+        check.wrong = [c for c in changes if c.action not in (Action.KEEP, Action.HELD)]
+        check.held = [c for c in changes if c.action is Action.HELD]
         check.requests, counted = client.requests.total - counted, client.requests.total
         yield check
 
 
 def diff_release(
-    client, plan: Plan, registries: Sequence[str]
+    client, plan: Plan, registries: Sequence[str], *, holds: bool = True
 ) -> Iterator[tuple[list[Change], dict[str, str]]]:
     """Per registry, every planned tag's change, and the release each digest a tag moves
-    away from belongs to."""
+    away from belongs to; ``holds`` as for `verify_release`."""
     for host in registries:
         found = reconcile(plan, read_state(client, plan, host), registry=host)
+        found = held_apart(client, plan, host, found) if holds else found
         moved = [c for c in found if c.action is Action.MOVE]
         yield found, releases_of(client, host, moved)

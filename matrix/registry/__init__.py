@@ -23,7 +23,7 @@ and a pause for every request to a registry that answered 429.
 from matrix.registry.client import Manifest, RegistryClient
 from matrix.registry.copy import TagChange, assemble_index, copy, copy_content, plan_retag, retag
 from matrix.registry.credentials import Credentials, find_credentials
-from matrix.registry.ensure import RegistrySource, Source, ensure, ensure_content
+from matrix.registry.ensure import Overtaken, RegistrySource, Source, ensure, ensure_content
 from matrix.registry.errors import AuthenticationError, CredentialsError, RegistryError
 from matrix.registry.hosts import RegistryHost, RegistryHosts, Timeouts, check_registry_host
 from matrix.registry.layout import LayoutSource, push_layout
@@ -38,6 +38,7 @@ __all__ = [
     "Descriptor",
     "LayoutSource",
     "Manifest",
+    "Overtaken",
     "Platform",
     "RateBudget",
     "RateLimit",

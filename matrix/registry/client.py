@@ -129,15 +129,20 @@ class RegistryClient:
     def __enter__(self) -> RegistryClient:
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+    def __exit__(self, kind: object, error: BaseException | None, *exc_info: object) -> None:
+        from matrix.stopping import Stopped
 
-    def close(self) -> None:
+        # A run stopped by a second signal does not wait for a request that hangs: its
+        # report and its line come first (matrix.stopping).
+        self.close(wait=not (isinstance(error, Stopped) and not error.waited))
+
+    def close(self, *, wait: bool = True) -> None:
         with self._lock:
             executor, self._executor = self._executor, None
         if executor is not None:
-            executor.shutdown()
-        self.transport.close()
+            executor.shutdown(wait=wait, cancel_futures=not wait)
+        if wait:
+            self.transport.close()
 
     def base_url(self, registry: str) -> str:
         return self.transport.base_url(registry)

@@ -3,7 +3,7 @@ index: each is `matrix.registry.ensure` with its own source and targets."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from matrix.errors import InvalidReference
@@ -82,9 +82,12 @@ def copy(
     source: ImageReference,
     target: ImageReference,
     manifest: Manifest | None = None,
+    *,
+    expected: Mapping[ImageReference, str | None] | None = None,
 ) -> str:
-    """Copy ``source`` (an image or an index and its children) to ``target``; its digest."""
-    return ensure(client, RegistrySource(source), [target], manifest)
+    """Copy ``source`` (an image or an index and its children) to ``target``; its digest.
+    ``expected``: as for `ensure`."""
+    return ensure(client, RegistrySource(source), [target], manifest, expected=expected)
 
 
 def copy_content(
@@ -100,9 +103,11 @@ def assemble_index(
     entries: Iterable[tuple[str, Platform | str]],
     *,
     annotations: dict[str, str] | None = None,
+    expected: Mapping[ImageReference, str | None] | None = None,
 ) -> str:
     """Push an OCI index naming each platform's manifest (already in ``target``'s
-    repository) under ``target``, with ``annotations`` on the index; its digest."""
+    repository) under ``target``, with ``annotations`` on the index; its digest.
+    ``expected``: as for `ensure`."""
     entries = [
         (digest, platform if isinstance(platform, Platform) else Platform.parse(platform))
         for digest, platform in entries
@@ -129,7 +134,7 @@ def assemble_index(
         descriptors.append(Descriptor(head.media_type, head.digest, head.size, platform))
     index = build_index(descriptors, annotations)
     manifest = Manifest(index, OCI_INDEX, sha256_digest(index))
-    return ensure(client, RegistrySource(target), [target], manifest)
+    return ensure(client, RegistrySource(target), [target], manifest, expected=expected)
 
 
 def _unique_tags(targets: Sequence[ImageReference]) -> list[ImageReference]:

@@ -18,9 +18,24 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from matrix.errors import UserError
 from matrix.reference import ImageReference
 from matrix.registry.client import Manifest, RegistryClient
 from matrix.registry.manifests import INDEX_TYPES, blobs, children, parse_manifest
+from matrix.stopping import checkpoint
+
+
+class Overtaken(UserError):
+    """A reference changed between the caller's reading and this write: another writer
+    got there first. Nothing was written over it."""
+
+    def __init__(self, target: ImageReference, was: str | None, now: str | None) -> None:
+        super().__init__(
+            f"{target}: another writer got there first (it named {was or 'nothing'} when "
+            f"this run read it, now {now or 'nothing'}); stopped without writing over it, "
+            "a rerun decides afresh"
+        )
+        self.target, self.was, self.now = target, was, now
 
 
 class Source(Protocol):
@@ -67,6 +82,7 @@ def ensure(
     manifest: Manifest | None = None,
     *,
     current: Mapping[ImageReference, str | None] | None = None,
+    expected: Mapping[ImageReference, str | None] | None = None,
     written: Callable[[ImageReference], None] | None = None,
 ) -> str:
     """Make every reference of ``targets`` name ``manifest`` (by default the source's
@@ -77,14 +93,24 @@ def ensure(
     target repository once, however many of its references are written. ``written``
     hears of each reference as soon as it names the manifest, so a run that fails
     half-way knows which it wrote.
+
+    ``expected`` is what the caller saw at some targets when it decided: those are
+    looked at again right before the write, and one that names anything else now (nor
+    the manifest) raises `Overtaken` before anything is written. Registries have no
+    conditional write, so this narrows the race between two writers to the time
+    between a HEAD and its PUT.
     """
     if manifest is None:
         manifest = source.manifest(client)
     targets = list(dict.fromkeys(targets))
-    seen = dict(current or {})
+    recheck = dict(expected or {})
+    seen = {t: d for t, d in (current or {}).items() if t not in recheck}
     unseen = [target for target in targets if target not in seen]
     for target, head in zip(unseen, client.map(client.head_manifest, unseen), strict=True):
         seen[target] = head.digest if head else None
+    for target in targets:
+        if target in recheck and seen[target] not in (recheck[target], manifest.digest):
+            raise Overtaken(target, recheck[target], seen[target])
     pending = [target for target in targets if seen[target] != manifest.digest]
     first_of_repository: dict[tuple[str, str], ImageReference] = {}
     for target in pending:
@@ -93,6 +119,7 @@ def ensure(
         ensure_content(client, source, target, manifest)
 
     def put(target: ImageReference) -> None:
+        checkpoint()  # a cancelled run stops between writes, never inside one
         client.put_manifest(target, manifest.content, manifest.media_type)
         if written is not None:
             written(target)
@@ -125,4 +152,5 @@ def _ensure_child(
         return
     child = source.manifest(client, digest)
     ensure_content(client, source, at, child)
+    checkpoint()
     client.put_manifest(at, child.content, child.media_type)

@@ -211,8 +211,9 @@ def test_cli_diff_verify_and_promote(release, capsys, tmp_path):
 
     assert main(["verify", "--version", "2.11.5", "--sha", COMMITS["2.11.5"], *common]) == 0
     out = capsys.readouterr().out
-    # The tag list, one GET per image, a HEAD per platform image and per other tag.
-    assert "4 images and 18 tags as planned (27 requests)" in out
+    # The tag list, one GET per image, a HEAD per platform image and per other tag,
+    # and a HEAD for the holds record of a rollback.
+    assert "4 images and 18 tags as planned (28 requests)" in out
 
     assert (
         main(["promote", "--version", "2.11.4", "--sha", COMMITS["2.11.4"], "--dry-run", *common])
@@ -267,8 +268,9 @@ def test_the_question_before_writing_counts_what_the_run_then_writes(release):
     ((pending, sent_before_asking),) = seen
     targets = release.plan("2.11.4").targets
     assert pending == report.writes == len(targets)
-    # The tag list that planned it, then one GET per image and one HEAD per other tag.
-    assert sent_before_asking == 1 + len(targets)
+    # The tag list that planned it, then one GET per image and one HEAD per other tag,
+    # and the tag list that finds a rollback's holds record.
+    assert sent_before_asking == 1 + len(targets) + 1
 
 
 def test_a_refused_question_changes_nothing(release):

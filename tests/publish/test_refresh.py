@@ -141,8 +141,14 @@ def test_refresh_leaves_a_rollback_alone_and_only_its_rebuilt_images_tags_follow
     assert rolled_back["1-latest"] == rolled_back[STANDARD]
 
     based.push_base("a", "base a, with security fixes", tmp_path)
-    assert main(["refresh", "--yes", *based.common, *based.engine]) == 0, capsys.readouterr().err
+    report = tmp_path / "refresh.json"
+    refresh = ["refresh", "--yes", *based.common, *based.engine, "--report", str(report)]
+    assert main(refresh) == 0, capsys.readouterr().err
 
+    (done,) = json.loads(report.read_text())
+    held = {c["tag"] for c in done["changes"] if c["action"] == "held"}
+    rolled = ("1.2-python3.12", "1-python3.12", "1-latest")
+    assert held == {*rolled, *(f"{tag}-extra" for tag in rolled)}  # the rollback's record
     after = based.tags()
     assert after["1.2.4-python3.12"] != rolled_back["1.2.4-python3.12"]  # rebuilt
     assert after["sha-1234567-python3.12"] == after["1.2.4-python3.12"]  # its sha tag follows
