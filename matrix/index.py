@@ -181,8 +181,13 @@ def release_files(
 
 def releases_uploaded(index: Index, project: str) -> dict[Version, datetime | None]:
     """Every release of ``project`` on the index, with its first file's upload time."""
+    return first_uploads(project_files(index, project))
+
+
+def first_uploads(files: Iterable[ReleaseFile]) -> dict[Version, datetime | None]:
+    """Each release among ``files``, with its first file's upload time."""
     first: dict[Version, datetime | None] = {}
-    for file in project_files(index, project):
+    for file in files:
         earlier = first.get(file.version)
         if file.version not in first or (
             file.upload_time is not None and (earlier is None or file.upload_time < earlier)
