@@ -317,3 +317,21 @@ def test_an_unknown_major_is_one_clear_error():
     assert str(raised.value).endswith(
         "covers 4.0.0: major 4 has no entry (it covers 2.0.0 and the rest of 2.x and 3.x)"
     )
+
+
+@pytest.mark.parametrize(
+    ("versions", "written", "guessed"),
+    [
+        # An open-ended entry's facts are written for the minor it begins in.
+        (">=3.9.0", ["3.9.0", "3.9.1.dev3", "3.9.17"], ["3.10.0.dev1", "3.10.0", "3.12.4"]),
+        (">=3.6.13.dev2", ["3.6.13.dev2", "3.6.30"], ["3.7.0"]),
+        # A closed entry's for all it covers.
+        (">=3.7.8a0, <3.8.3a0", ["3.7.8", "3.8.0", "3.8.2"], []),
+    ],
+)
+def test_an_open_ended_entry_is_written_for_its_first_minor_only(versions, written, guessed):
+    span = parse_span(versions)
+    for version in written:
+        assert span.written_for(parse_version(version)), version
+    for version in guessed:
+        assert parse_version(version) in span and not span.written_for(parse_version(version))
