@@ -2,7 +2,7 @@
 
 Run: python bench/bench_plan.py
 Targets: cold start at most 15x a bare `python -c pass` measured in the same run;
-every release of Prefect's history (tests/support/prefect_releases.py, 763 versions
+every release of Prefect's history (tests/support/prefect_releases.py, 807 versions
 in publish order) planned in one process in under 1 s, against the whole releases
 file and replayed with only the releases published before each.
 """

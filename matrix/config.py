@@ -101,6 +101,44 @@ Extras = Annotated[
     AfterValidator(_matching(r"(?:\[[a-z0-9][a-z0-9,-]*\])?", "extras like '[redis,otel]' or ''")),
 ]
 PrereleaseDevTags = Literal["none", "dev-repository", "release-repository"]
+UvVersion = Annotated[
+    str, AfterValidator(_matching(r"\d+\.\d+\.\d+", "a uv release like '0.12.5'"))
+]
+
+
+def _requires_python(value: str) -> str:
+    try:
+        SpecifierSet(value)
+    except InvalidSpecifier:
+        raise ValueError(f"expected a Requires-Python like '>=3.11,<3.16', got {value!r}") from None
+    return value
+
+
+def _base_image(value: str) -> str:
+    try:
+        parsed = parse_reference(value)
+    except InvalidReference:
+        parsed = None
+    # Named in full with its tag, so the base is what the file says and nothing else.
+    if parsed is None or not parsed.tag or not value.startswith(f"{parsed.registry}/"):
+        raise ValueError(
+            f"expected an image named in full with its tag, like "
+            f"'docker.io/continuumio/miniconda3:26.5.3', got {value!r}"
+        )
+    return value
+
+
+def _release(value: str) -> str:
+    try:
+        parse_version(value)
+    except VersionError as error:
+        raise ValueError(str(error)) from None
+    return value
+
+
+RequiresPython = Annotated[str, AfterValidator(_requires_python)]
+BaseImage = Annotated[str, AfterValidator(_base_image)]
+Release = Annotated[str, AfterValidator(_release)]
 
 
 class _Strict(BaseModel):
@@ -119,6 +157,9 @@ class ImageConfig(_Strict):
     extras: bool = True
     # apt packages in place of the line's (the client image needs no compilers).
     system_packages: list[DebPackage] | None = None
+    # Releases whose `package` the package index does not have: no image of them can
+    # install it, so none is planned (what the index says wins when a command reads it).
+    not_on_index: list[Release] = []
 
 
 class ContentsConfig(_Strict):
@@ -129,6 +170,9 @@ class ContentsConfig(_Strict):
     uv: bool | None = None  # uv in the image (UV_SYSTEM_PYTHON=1, UV_LINK_MODE=copy)
     extra_installer: Literal["pip", "uv"] | None = None  # EXTRA_PIP_PACKAGES at start
     extras: Extras | None = None  # PREFECT_EXTRAS of a flavor that sets none
+    uv_version: UvVersion | None = None  # the uv release the image carries, when pinned
+    apt_upgrade: bool | None = None  # `apt-get upgrade` of the base before the packages
+    conda_base: BaseImage | None = None  # the miniconda image the conda stage starts from
 
 
 @dataclass(frozen=True)
@@ -139,6 +183,14 @@ class Contents:
     uv: bool = False
     extra_installer: str = "pip"
     extras: str = ""
+    uv_version: str | None = None
+    apt_upgrade: bool = False
+    conda_base: str = "docker.io/continuumio/miniconda3:24.7.1-0"
+
+    @property
+    def uv_requirement(self) -> str:
+        """uv as the lock installs it: the line's pin, else as of the release."""
+        return f"uv=={self.uv_version}" if self.uv_version else "uv"
 
     def merged(self, given: ContentsConfig | None) -> Contents:
         """These contents with what ``given`` sets."""
@@ -173,6 +225,9 @@ class LineSettings(_Strict):
     images: list[str] | None = Field(default=None, min_length=1)
     latest_python: Python | None = None
     python: dict[str, list[Python]] | None = None
+    # The Requires-Python the line's releases declare on the package index: no image of
+    # a Python it excludes is planned, since none could install the release.
+    requires_python: RequiresPython | None = None
     build_args: dict[str, BuildArgs] | None = None
     # Registries that get a copy of every image of the line, besides `registry`.
     mirrors: list[RegistryHost] | None = None
@@ -205,6 +260,18 @@ class Span:
     @property
     def open_ended(self) -> bool:
         return self.high_text is None
+
+    def written_for(self, release: Version) -> bool:
+        """Whether the entry's facts were written for ``release``: a closed entry's for
+        all it covers, an open-ended one's for the minor it begins in. A later minor
+        is covered only by extension: planned with the newest facts, a guess."""
+        point = release_point(release)
+        if point not in self:
+            return False
+        return not self.open_ended or (point.major, point.minor) <= (
+            self.low.major,
+            self.low.minor,
+        )
 
     def __contains__(self, release: Version) -> bool:
         return self.low <= release_point(release) < self.high
@@ -290,6 +357,7 @@ class LineFacts:
     span: Span
     mirrors: tuple[str, ...] = ()  # registries that get copies, besides `registry`
     contents: Contents = field(default_factory=Contents)
+    requires_python: SpecifierSet | None = None  # None: versions.toml records none
 
 
 @dataclass(frozen=True)
@@ -363,6 +431,8 @@ def _resolve(config: Config, line: LineConfig) -> LineFacts:
             merged[name] = {}  # the flavors' own build args are enough
         elif merged[name] is None and name == "mirrors":
             merged[name] = []
+        elif merged[name] is None and name == "requires_python":
+            continue
         elif merged[name] is None:
             raise ValueError(f"no {name!r}, and [defaults] gives none")
     for image in merged["images"]:
@@ -390,6 +460,9 @@ def _resolve(config: Config, line: LineConfig) -> LineFacts:
         span=line.span,
         mirrors=tuple(merged["mirrors"]),
         contents=Contents().merged(config.defaults.contents).merged(line.contents),
+        requires_python=SpecifierSet(merged["requires_python"])
+        if merged["requires_python"]
+        else None,
     )
 
 

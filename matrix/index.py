@@ -1,9 +1,10 @@
 """The package index a release's images install from, read through its JSON simple API.
 
-matrix asks the index two things, both answered by one ``GET <index>/<project>/``
+matrix asks the index three things, all answered by one ``GET <index>/<project>/``
 with ``Accept: application/vnd.pypi.simple.v1+json`` (PEP 691), whose file entries
-carry ``upload-time`` (PEP 700): whether a release is there yet, and when it was
-uploaded, the date a lock resolves its dependencies as of.
+carry ``upload-time`` (PEP 700) and ``requires-python``: whether a release is there
+yet, when it was uploaded (the date a lock resolves its dependencies as of), and
+which Pythons it installs on (the plan offers no image of another).
 
 The index URL may hold credentials (``https://user:token@host/simple``); ``Index.shown``
 is the URL without them, the only form any message, log or command line carries.
@@ -12,11 +13,13 @@ is the URL without them, the only form any message, log or command line carries.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import httpx
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import (
     InvalidSdistFilename,
     InvalidWheelFilename,
@@ -27,6 +30,9 @@ from packaging.utils import (
 from packaging.version import Version
 
 from matrix.errors import UserError
+
+if TYPE_CHECKING:
+    from matrix.config import LoadedConfig
 
 DEFAULT_INDEX_URL = "https://pypi.org/simple"
 ENVIRONMENT = "MATRIX_INDEX_URL"
@@ -62,6 +68,62 @@ class ReleaseFile:
     filename: str
     version: Version
     upload_time: datetime | None
+    requires_python: str | None = None  # as the index gives it, unchecked
+
+
+@dataclass(frozen=True)
+class PackageRelease:
+    """What the index says of one distribution at one version."""
+
+    present: bool  # a file that is not yanked
+    requires_python: SpecifierSet | None = None  # None: the index gives none
+
+
+@dataclass(frozen=True)
+class IndexFacts:
+    """What the index says of a release, for each distribution its images install."""
+
+    shown: str  # the index, without credentials
+    packages: Mapping[str, PackageRelease]  # canonical name -> facts
+
+    def of(self, package: str) -> PackageRelease:
+        return self.packages[canonicalize_name(package)]
+
+
+def package_release(files: list[ReleaseFile], version: Version) -> PackageRelease:
+    """The facts of ``version`` among a project's ``files``. A wheel's Requires-Python
+    wins over the sdist's (installers take the wheel); an unreadable one counts as none."""
+    mine = sorted(
+        (f for f in files if f.version == version), key=lambda f: not f.filename.endswith(".whl")
+    )
+    if not mine:
+        return PackageRelease(present=False)
+    for file in mine:
+        if file.requires_python:
+            try:
+                return PackageRelease(True, SpecifierSet(file.requires_python))
+            except InvalidSpecifier:
+                continue
+    return PackageRelease(True)
+
+
+def index_facts(
+    index: Index,
+    packages: Iterable[str],
+    version: Version,
+    *,
+    client: httpx.Client | None = None,
+) -> IndexFacts:
+    """The index's facts of ``version`` of each of ``packages``: one read per package."""
+    found = {}
+    for package in dict.fromkeys(canonicalize_name(p) for p in packages):
+        found[package] = package_release(project_files(index, package, client=client), version)
+    return IndexFacts(index.shown, found)
+
+
+def packages_of(loaded: LoadedConfig) -> list[str]:
+    """The distributions the images of versions.toml install."""
+    return [image.package for image in loaded.config.images.values() if image.package]
 
 
 def project_files(
@@ -97,7 +159,15 @@ def project_files(
         if version is None or entry.get("yanked"):
             continue
         uploaded = entry.get("upload-time")
-        found.append(ReleaseFile(name, version, _timestamp(uploaded) if uploaded else None))
+        requires = entry.get("requires-python")
+        found.append(
+            ReleaseFile(
+                name,
+                version,
+                _timestamp(uploaded) if uploaded else None,
+                requires if isinstance(requires, str) and requires.strip() else None,
+            )
+        )
     return found
 
 
@@ -111,8 +181,13 @@ def release_files(
 
 def releases_uploaded(index: Index, project: str) -> dict[Version, datetime | None]:
     """Every release of ``project`` on the index, with its first file's upload time."""
+    return first_uploads(project_files(index, project))
+
+
+def first_uploads(files: Iterable[ReleaseFile]) -> dict[Version, datetime | None]:
+    """Each release among ``files``, with its first file's upload time."""
     first: dict[Version, datetime | None] = {}
-    for file in project_files(index, project):
+    for file in files:
         earlier = first.get(file.version)
         if file.version not in first or (
             file.upload_time is not None and (earlier is None or file.upload_time < earlier)

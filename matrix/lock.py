@@ -500,7 +500,7 @@ def lock_plan(
             as_of, source = recorded[spec.key], "recorded"
         group = (package, as_of, source)
         lockers.setdefault(group, Locker(index, as_of, dists.get(package), source))
-        tools = ("uv",) if spec.contents.uv else ()
+        tools = (spec.contents.uv_requirement,) if spec.contents.uv else ()
         lines = requirements(package, plan.version, spec.build_args, dists.get(package), tools)
         what = lines[0] if not dists else f"{package} {plan.version} (dist)"
         request = LockRequest(

@@ -1,8 +1,15 @@
 """The plan: every image of a release and every tag it must carry.
 
-``plan_release`` is a pure function of versions.toml, the version, the commit and
-the releases already known. Everything downstream (render, build, publish, verify)
-works from its ``ImageSpec`` keys, the one identifier passed between stages.
+``plan_release`` is a pure function of versions.toml, the version, the commit, the
+releases already known and, when a command reads the package index, what the index
+says of the release. Everything downstream (render, build, publish, verify) works
+from its ``ImageSpec`` keys, the one identifier passed between stages.
+
+No plan offers an image that cannot install: each image's Pythons are bounded by its
+distribution's Requires-Python, and an image whose distribution the release lacks is
+left out. Those facts come from the index when the command has one, else from
+versions.toml; when both speak and disagree, versions.toml is wrong for the release,
+and the plan stops with the fix.
 """
 
 from __future__ import annotations
@@ -11,13 +18,18 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
+from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from matrix.config import Contents, LineFacts, LoadedConfig
 from matrix.errors import PlanError
 from matrix.tags import MAX_TAG_LENGTH, slugify_tag, validate_tag
 from matrix.versions import Kind, commit_from_local, kind, newer_finals, parse_version
+
+if TYPE_CHECKING:
+    from matrix.index import IndexFacts
 
 _COMMIT_RE = re.compile(r"[0-9a-f]{7,40}")
 
@@ -132,6 +144,7 @@ def plan_release(
     flavors: Sequence[str] = (),
     images: Sequence[str] = (),
     branch: str | None = None,
+    index: IndexFacts | None = None,
 ) -> Plan:
     version = parse_version(version_text)
     facts = loaded.facts_for(version)
@@ -148,17 +161,23 @@ def plan_release(
         )
     newest = decide_newest(version, known, latest)
     notes = [newest.note] if newest.note else []
-    if facts.span.open_ended:
+    if not facts.span.written_for(version):
         notes.append(
             f"line {facts.versions} of versions.toml is open-ended: {version} is planned "
             f"with the newest {version.major}.x facts"
         )
+    # A dev build is no release of the index: its facts are versions.toml's.
+    offered = _installable(
+        loaded, facts, version, index if release_kind is not Kind.DEV else None, notes
+    )
     if commit is None and release_kind is Kind.FINAL and facts.release_sha_tags:
         notes.append("no commit given (--sha): sha tags are left out")
 
     normalized = str(version)  # once: a Version renders itself anew each time
     specs = []
-    for image_name, flavor, python in _cells(loaded, facts, version, pythons, flavors, images):
+    for image_name, flavor, python in _cells(
+        loaded, facts, offered, version, pythons, flavors, images
+    ):
         image = loaded.config.images[image_name]
         suffix = loaded.config.flavors[flavor].suffix
         targets = _targets(
@@ -230,42 +249,152 @@ def _commit(version: Version, commit: str | None) -> str | None:
     return normalized
 
 
+Offered = dict[str, dict[str, tuple[str, ...]]]  # image -> flavor -> Pythons
+
+
+def _installable(
+    loaded: LoadedConfig,
+    facts: LineFacts,
+    version: Version,
+    index: IndexFacts | None,
+    notes: list[str],
+) -> Offered:
+    """The images of the line that can install ``version``, each with the Pythons its
+    distribution's Requires-Python allows; what is left out is said in ``notes``."""
+    offered: Offered = {}
+    main = loaded.config.images[facts.images[0]].package
+    if index is not None and main and not index.of(main).present:
+        # Not uploaded yet, or never (a yanked release): the index is silent on the
+        # release, and versions.toml says what Prefect's pipeline published of it.
+        notes.append(
+            f"{main} {version} is not on the package index {index.shown}: its images are "
+            "planned from versions.toml"
+        )
+        index = None
+    for name in facts.images:
+        image = loaded.config.images[name]
+        package = image.package or name
+        said = index.of(package) if index is not None and image.package else None
+        listed = {f: facts.python[f] for f in image.flavors if f in facts.python}
+        if said is not None and not said.present:
+            notes.append(
+                f"no {name} image: the package index {index.shown} has no {package} {version}"
+            )
+            continue
+        if said is None and any(parse_version(v) == version for v in image.not_on_index):
+            notes.append(
+                f"no {name} image: versions.toml says the package index has no {package} {version}"
+            )
+            continue
+        bound = facts.requires_python
+        if said is not None and said.requires_python is not None:
+            _agree(loaded, facts, version, package, said.requires_python, listed, index.shown)
+            bound = said.requires_python
+        if bound is not None:
+            kept = {f: tuple(p for p in ps if _installs(bound, p)) for f, ps in listed.items()}
+            dropped = sorted(
+                {p for f, ps in listed.items() for p in ps if p not in kept[f]}, key=_minor
+            )
+            if dropped:
+                notes.append(
+                    f"no {name} image for Python {', '.join(dropped)}: {package} {version} "
+                    f"requires Python {_spelled(bound)}"
+                )
+            listed = {f: ps for f, ps in kept.items() if ps}
+        offered[name] = listed
+    return offered
+
+
+def _agree(
+    loaded: LoadedConfig,
+    facts: LineFacts,
+    version: Version,
+    package: str,
+    declared: SpecifierSet,
+    listed: dict[str, tuple[str, ...]],
+    index: str,
+) -> None:
+    """The index's Requires-Python must keep the Pythons versions.toml's would: else the
+    file is wrong for this release, and planning on would build what it does not say."""
+    every = {p for ps in listed.values() for p in ps}
+    recorded = facts.requires_python
+    by_index = {p for p in every if _installs(declared, p)}
+    by_file = {p for p in every if recorded is None or _installs(recorded, p)}
+    if by_index == by_file:
+        return
+    extra = sorted(by_file - by_index, key=_minor)
+    lacking = sorted(by_index - by_file, key=_minor)
+    differs = (
+        f"would build Python {', '.join(extra)}"
+        if extra
+        else f"leaves out Python {', '.join(lacking)}"
+    )
+    records = (
+        f"requires_python {_spelled(recorded)!r}" if recorded is not None else "no requires_python"
+    )
+    raise PlanError(
+        f"{package} {version} requires Python {_spelled(declared)!r} on the package index "
+        f"{index}, but versions.toml's line {facts.versions} ({records}) {differs}: give "
+        f'{version} a [[lines]] entry with requires_python = "{_spelled(declared)}" in '
+        f"{loaded.source}"
+    )
+
+
+def _spelled(requires: SpecifierSet) -> str:
+    """``>=3.11,<3.16`` rather than packaging's ``<3.16,>=3.11``: lower bounds first."""
+    return ",".join(sorted((str(s) for s in requires), key=lambda s: (not s.startswith(">"), s)))
+
+
+def _installs(requires: SpecifierSet, python: str) -> bool:
+    """Whether an interpreter of minor ``python`` (any patch) satisfies ``requires``."""
+    return requires.contains(f"{python}.99", prereleases=True) or requires.contains(
+        f"{python}.0", prereleases=True
+    )
+
+
+def _minor(python: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in python.split("."))
+
+
 def _cells(
     loaded: LoadedConfig,
     facts: LineFacts,
+    offered: Offered,
     version: Version,
     pythons: Sequence[str],
     flavors: Sequence[str],
     images: Sequence[str],
 ) -> list[tuple[str, str, str]]:
-    """(image, flavor, python) of every image the line publishes, after the filters."""
+    """(image, flavor, python) of every image the line publishes and the release can
+    install, after the filters."""
     for name in images:
-        if name not in facts.images:
-            offered = ", ".join(facts.images)
-            raise PlanError(f"{version} publishes no image {name!r} (it has: {offered})")
+        if name not in offered:
+            has = ", ".join(offered) or "none"
+            raise PlanError(f"{version} publishes no image {name!r} (it has: {has})")
     for flavor in flavors:
         if flavor not in facts.python:
             raise PlanError(
                 f"{version} has no {flavor!r} flavor (it has: {', '.join(facts.python)})"
             )
     cells = []
-    for image_name in facts.images:
+    for image_name, by_flavor in offered.items():
         if images and image_name not in images:
             continue
-        for flavor in loaded.config.images[image_name].flavors:
-            if flavor not in facts.python or (flavors and flavor not in flavors):
+        for flavor, flavor_pythons in by_flavor.items():
+            if flavors and flavor not in flavors:
                 continue
-            for python in facts.python[flavor]:
+            for python in flavor_pythons:
                 if not pythons or python in pythons:
                     cells.append((image_name, flavor, python))
     missing = [p for p in pythons if not any(cell[2] == p for cell in cells)]
     if missing or not cells:
         # Said of the combination asked for: with --flavor, only those flavors' Pythons.
-        shown = [f for f in facts.python if not flavors or f in flavors]
-        offered = ", ".join(f"{f}: {' '.join(facts.python[f])}" for f in shown)
+        most = max(offered.values(), key=len, default={})
+        shown = [f for f in most if not flavors or f in flavors]
+        offered_text = ", ".join(f"{f}: {' '.join(most[f])}" for f in shown)
         asked = ", ".join(missing or pythons) or "the filters given"
         which = f"{' or '.join(flavors)} image" if flavors else "image"
-        raise PlanError(f"{version} has no {which} for Python {asked} ({offered})")
+        raise PlanError(f"{version} has no {which} for Python {asked} ({offered_text})")
     return cells
 
 

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from packaging.version import Version
 
     from matrix.config import LoadedConfig
+    from matrix.index import IndexFacts
     from matrix.plan import Plan
     from matrix.registry import RegistryClient, RegistryHost, RegistryHosts
     from matrix.render import ImageSources
@@ -108,8 +109,15 @@ class ReleaseSelection:
         """Whether the command line settled "newest in line" (else a registry's tags do)."""
         return self.known is not None or self.latest is not None
 
-    def plan(self, loaded: LoadedConfig, *, known: Sequence[Version] | None = None) -> Plan:
-        """The release planned with ``loaded``; ``known`` stands in for ``self.known``."""
+    def plan(
+        self,
+        loaded: LoadedConfig,
+        *,
+        known: Sequence[Version] | None = None,
+        index: IndexFacts | None = None,
+    ) -> Plan:
+        """The release planned with ``loaded``; ``known`` stands in for ``self.known``;
+        ``index`` is what the package index says of the release, when it was read."""
         from matrix.plan import plan_release
 
         return plan_release(
@@ -122,6 +130,7 @@ class ReleaseSelection:
             flavors=self.flavors,
             images=self.images,
             branch=self.branch,
+            index=index,
         )
 
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import UTC, datetime
 
 import pytest
 
 from matrix.cli import main
+from matrix.data import PACKAGED_CONFIG
+from tests.support.package_index import make_wheel, start_index
 from tests.support.prefect_releases import prefect_history
 
 
@@ -83,11 +86,13 @@ def test_releases_file_drives_newest_in_line(capsys, tmp_path):
 @pytest.mark.parametrize(
     ("version", "floating"),
     [
-        # 2.x patches went on after 3.x began: 2.20.25 is still the newest 2.x final.
-        ("2.20.25", {"2.20-python3.10", "2-python3.10", "2-latest"}),
+        # 2.x patches went on after 3.x began: 2.20.27 is still the newest 2.x final.
+        ("2.20.27", {"2.20-python3.10", "2-python3.10", "2-latest"}),
+        ("2.20.25", set()),
         ("3.7.9", {"3.7-python3.10"}),  # a backport after 3.8: its minor tags only
         ("3.7.7", set()),  # a rerun of an older patch moves nothing
-        ("3.8.3", {"3.8-python3.10", "3-python3.10", "3-latest"}),
+        ("3.8.8", {"3.8-python3.10"}),  # the last 3.8 patch came after 3.9.0's nightlies
+        ("3.9.1", {"3-latest"}),  # no Python 3.10 image: 3.9 requires Python 3.11
         ("3.8.4.dev6", set()),
     ],
 )
@@ -112,12 +117,11 @@ def test_a_release_newer_than_versions_toml_is_planned_and_says_so(capsys):
     code, out, err = run(capsys, "plan", "--version", "3.10.0", "--format", "json")
     assert (code, err) == (0, "")
     plan = json.loads(out)
-    assert plan["line"] == ">=3.6.13.dev2"
+    assert plan["line"] == ">=3.9.0"
     assert (
-        "line >=3.6.13.dev2 of versions.toml is open-ended: 3.10.0 is planned with the "
-        "newest 3.x facts"
+        "line >=3.9.0 of versions.toml is open-ended: 3.10.0 is planned with the newest 3.x facts"
     ) in plan["notes"]
-    assert plan["summary"]["images"] == 20  # 3.10-3.14 x 3 flavors + 5 client images
+    assert plan["summary"]["images"] == 16  # 3.11-3.14 x 3 flavors + 4 client images
     code, out, _ = run(capsys, "plan", "--version", "3.10.0")
     assert code == 0 and "open-ended" in out
 
@@ -227,3 +231,71 @@ def test_the_table_at_a_terminal_of_80_columns_cuts_nothing():
     assert "…" not in text and max(len(line) for line in text.splitlines()) <= 80
     assert "kubernetes" in text and "amd64 arm64" in text
     assert "sha-a597971-python3.10-kubernetes" in text and "prefecthq/prefect:" in text
+
+
+@pytest.fixture
+def prefect_index(tmp_path):
+    """A package index on 127.0.0.1 with prefect 3.8.8, 3.9.0 and 3.9.1 as PyPI has them:
+    their Requires-Python, and prefect-client for all but 3.9.1."""
+    index = start_index()
+    uploaded = datetime(2026, 10, 30, tzinfo=UTC)
+    for version, requires in (
+        ("3.8.8", ">=3.10,<3.15"),
+        ("3.9.0", "<3.16,>=3.11"),
+        ("3.9.1", "<3.16,>=3.11"),
+    ):
+        for name in ("prefect", "prefect-client") if version != "3.9.1" else ("prefect",):
+            wheel = make_wheel(tmp_path, name, version, requires_python=requires)
+            index.add(wheel, uploaded, requires_python=requires)
+    yield index
+    index.stop()
+
+
+def test_with_the_index_each_release_offers_what_it_can_install(capsys, prefect_index):
+    argv = ["plan", "--version", "3.9.1", "--index-url", prefect_index.url, "--format", "json"]
+    code, out, err = run(capsys, *argv)
+    assert (code, err) == (0, "")
+    plan = json.loads(out)
+    assert {i["python"] for i in plan["images"]} == {"3.11", "3.12", "3.13", "3.14"}
+    assert {i["name"] for i in plan["images"]} == {"prefect"}
+    assert (
+        f"no prefect-client image: the package index {prefect_index.url} has no "
+        "prefect-client 3.9.1"
+    ) in plan["notes"]
+    assert "/simple/prefect/" in prefect_index.requests
+    assert "/simple/prefect-client/" in prefect_index.requests
+    code, out, _ = run(capsys, *[("3.9.0" if a == "3.9.1" else a) for a in argv])
+    assert code == 0 and "prefect-client" in {i["name"] for i in json.loads(out)["images"]}
+
+
+def test_an_index_that_disagrees_with_versions_toml_is_one_line_naming_the_fix(
+    capsys, prefect_index, tmp_path
+):
+    # versions.toml as it was before 3.9: its newest line open-ended on 3.8's facts.
+    text = PACKAGED_CONFIG.read_text(encoding="utf-8")
+    text = text[: text.index("[[lines]]\n# Python 3.10 dropped: the nightlies 3.8.9.dev1")]
+    text = text.replace('versions = ">=3.8.4.dev2, <3.8.9.dev1"', 'versions = ">=3.8.4.dev2"')
+    config = tmp_path / "versions.toml"
+    config.write_text(text, encoding="utf-8")
+    argv = ["plan", "--version", "3.9.1", "--config", str(config)]
+    code, out, err = run(capsys, *argv, "--index-url", prefect_index.url)
+    assert (code, out) == (2, "")
+    assert err == (
+        f"matrix: error: prefect 3.9.1 requires Python '>=3.11,<3.16' on the package index "
+        f"{prefect_index.url}, but versions.toml's line >=3.8.4.dev2 (requires_python "
+        "'>=3.10,<3.15') would build Python 3.10: give 3.9.1 a [[lines]] entry with "
+        f'requires_python = ">=3.11,<3.16" in {config}\n'
+    )
+    # 3.8.8 agrees with the same file.
+    argv[2] = "3.8.8"
+    code, _, err = run(capsys, *argv, "--index-url", prefect_index.url)
+    assert (code, err) == (0, "")
+
+
+def test_an_unreachable_index_is_one_line(capsys):
+    code, out, err = run(
+        capsys, "plan", "--version", "3.9.1", "--index-url", "http://127.0.0.1:9/simple"
+    )
+    assert (code, out) == (2, "")
+    assert err.startswith("matrix: error: package index http://127.0.0.1:9/simple: ")
+    assert err.count("\n") == 1

@@ -33,7 +33,7 @@ def line_number(text: str, needle: str) -> int:
 def test_packaged_config_covers_every_2x_and_3x_release_and_nothing_else():
     loaded = load_config()
     history = prefect_history()
-    assert len(history) == len(set(history)) == 763
+    assert len(history) == len(set(history)) == 807
     for version in [*history, "2.21.0", "3.9.1", "3.10.0", "3.99.0rc1"]:
         assert loaded.covers(parse_version(version)), version
     for version in ["1.4.0", "1.99.99", "4.0.0.dev0", "4.0.0rc1", "4.0.0"]:
@@ -188,6 +188,28 @@ def test_a_config_file_can_be_given_and_its_templates_are_beside_it(tmp_path):
             "[images.prefect]\ncolour = 'blue'\n",
             r":(\d+): images\.prefect\.colour: Extra inputs are not permitted",
         ),
+        (
+            'versions = ">=3.9.0"\nrequires_python = ">=3.11,<3.16"',
+            'versions = ">=3.9.0"\nrequires_python = "3.11+"',
+            r":(\d+): lines\[\d+\]\.requires_python: expected a Requires-Python like "
+            r"'>=3\.11,<3\.16', got '3\.11\+'",
+        ),
+        (
+            'contents.uv_version = "0.12.5"',
+            'contents.uv_version = "latest"',
+            r"lines\[\d+\]\.contents\.uv_version: expected a uv release like '0\.12\.5'",
+        ),
+        (
+            'conda_base = "docker.io/continuumio/miniconda3:24.7.1-0"',
+            'conda_base = "continuumio/miniconda3"',
+            r":(\d+): defaults\.contents\.conda_base: expected an image named in full with "
+            r"its tag",
+        ),
+        (
+            '    "3.2.15.dev5", ',
+            '    "3.2.15-dev5x", ',
+            r"images\.prefect-client\.not_on_index\[0\]: invalid version '3\.2\.15-dev5x'",
+        ),
     ],
 )
 def test_wrong_files_get_one_error_naming_key_value_and_expectation(tmp_path, old, new, expected):
@@ -230,8 +252,8 @@ def test_unreadable_config_is_a_user_error(tmp_path):
 
 
 def test_line_without_a_required_setting_is_named_by_its_line(tmp_path):
-    old = 'versions = ">=3.0.1, <3.1.6"\nlatest_python = "3.12"\n'
-    path = broken(tmp_path, old, 'versions = ">=3.0.1, <3.1.6"\n')
+    old = 'versions = ">=3.0.1, <3.1.6"\nrequires_python = ">=3.9"\nlatest_python = "3.12"\n'
+    path = broken(tmp_path, old, 'versions = ">=3.0.1, <3.1.6"\nrequires_python = ">=3.9"\n')
     row = line_number(PACKAGED, 'versions = ">=3.0.1, <3.1.6"')
     with pytest.raises(ConfigError) as raised:
         load_config(path)
@@ -261,17 +283,17 @@ def test_mirrors_of_a_line_reach_its_plans(tmp_path):
         ),
         # Nightly bounds: the client entry would begin one nightly early.
         (
-            'versions = ">=3.2.15.dev5, <3.3.1"',
-            'versions = ">=3.2.15.dev4, <3.3.1"',
+            'versions = ">=3.2.15.dev5, <3.2.16.dev1"',
+            'versions = ">=3.2.15.dev4, <3.2.16.dev1"',
             'versions = ">=3.2.3, <3.2.15.dev5"',
-            'versions = ">=3.2.15.dev4, <3.3.1"',
+            'versions = ">=3.2.15.dev4, <3.2.16.dev1"',
         ),
         # An open-ended entry covers the rest of its major: a second one overlaps.
         (
-            'versions = ">=3.4.26.dev3, <3.6.13.dev2"',
-            'versions = ">=3.4.26.dev3"',
-            'versions = ">=3.4.26.dev3"',
-            'versions = ">=3.6.13.dev2"',
+            'versions = ">=3.8.9.dev1, <3.9.0"',
+            'versions = ">=3.8.9.dev1"',
+            'versions = ">=3.8.9.dev1"',
+            'versions = ">=3.9.0"',
         ),
     ],
 )
@@ -295,3 +317,21 @@ def test_an_unknown_major_is_one_clear_error():
     assert str(raised.value).endswith(
         "covers 4.0.0: major 4 has no entry (it covers 2.0.0 and the rest of 2.x and 3.x)"
     )
+
+
+@pytest.mark.parametrize(
+    ("versions", "written", "guessed"),
+    [
+        # An open-ended entry's facts are written for the minor it begins in.
+        (">=3.9.0", ["3.9.0", "3.9.1.dev3", "3.9.17"], ["3.10.0.dev1", "3.10.0", "3.12.4"]),
+        (">=3.6.13.dev2", ["3.6.13.dev2", "3.6.30"], ["3.7.0"]),
+        # A closed entry's for all it covers.
+        (">=3.7.8a0, <3.8.3a0", ["3.7.8", "3.8.0", "3.8.2"], []),
+    ],
+)
+def test_an_open_ended_entry_is_written_for_its_first_minor_only(versions, written, guessed):
+    span = parse_span(versions)
+    for version in written:
+        assert span.written_for(parse_version(version)), version
+    for version in guessed:
+        assert parse_version(version) in span and not span.written_for(parse_version(version))

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import pytest
+from packaging.specifiers import SpecifierSet
 
 from matrix.config import load_config
+from matrix.data import PACKAGED_CONFIG
 from matrix.errors import PlanError, VersionError
+from matrix.index import IndexFacts, PackageRelease
 from matrix.plan import TagKind, plan_release
 from matrix.tags import get_prefect_image_name
 from matrix.versions import Kind, parse_version
+from tests.support.prefect_releases import index_facts, prefect_history, requires_python
 
 COMMIT = "a597971f7156e7c6e8a2f3b1c2d3e4f5a6b7c8d9"  # 40 hex, as git gives it
 
@@ -147,33 +151,38 @@ def test_dev_tags_move_to_the_release_repositories_from_3_6_13_dev2(config, vers
         "prefecthq/prefect",
         "prefecthq/prefect-client",
     } == repositories
-    for image in ("prefect", "prefect-client"):
+    # The package index has no prefect-client 3.6.13.dev2: it gets no client image.
+    images = ("prefect", "prefect-client") if repositories else ("prefect",)
+    assert {spec.image for spec in plan.images} == set(images)
+    for image in images:
         dev = f"prefecthq/{image}-dev" if repositories else f"prefecthq/{image}"
         assert f"{dev}:{version}-python3.12" in names
         assert f"{dev}:sha-a597971-python3.12" in names
 
 
-@pytest.mark.parametrize("version", ["3.9.1", "3.10.0"])
+@pytest.mark.parametrize("version", ["3.10.0", "3.11.2"])
 def test_a_minor_newer_than_the_file_is_planned_by_the_open_ended_line(config, version):
-    newest_written = plan_release(config, "3.6.13", commit=COMMIT)
+    newest_written = plan_release(config, "3.9.1", commit=COMMIT)
+    assert not any("open-ended" in note for note in newest_written.notes)
     plan = plan_release(config, version, commit=COMMIT, known=known("3.8.3", "3.9.0", version))
-    assert plan.line == newest_written.line == ">=3.6.13.dev2"
+    assert plan.line == newest_written.line == ">=3.9.0"
     assert any(
-        f"line >=3.6.13.dev2 of versions.toml is open-ended: {version}" in note
-        for note in plan.notes
+        f"line >=3.9.0 of versions.toml is open-ended: {version}" in note for note in plan.notes
     )
-    assert [spec.key for spec in plan.images] == [spec.key for spec in newest_written.images]
+    assert [spec.key for spec in plan.images] == [
+        spec.key for spec in plan_release(config, "3.9.0", commit=COMMIT).images
+    ]
     names = {str(t) for t in plan.targets}
     minor = version.rsplit(".", 1)[0]
     assert {
         f"prefecthq/prefect:{version}-python3.14-conda",
-        f"prefecthq/prefect:{minor}-python3.10",
+        f"prefecthq/prefect:{minor}-python3.11",
         "prefecthq/prefect:3-python3.14-kubernetes",
         "prefecthq/prefect:3-latest",
         "prefecthq/prefect-client:3-latest",
         "prefecthq/prefect-client:sha-a597971-python3.13",
     } <= names
-    assert not any("python3.9" in name for name in names)
+    assert not any("python3.10" in name for name in names)
     # A nightly of the new minor gets its dev tags in the release repositories.
     nightly = plan_release(config, f"{version}.dev3", commit=COMMIT, pythons=["3.12"])
     assert "prefecthq/prefect-client:sha-a597971-python3.12" in {str(t) for t in nightly.targets}
@@ -264,7 +273,10 @@ def test_3x_release_publishes_prefect_client_with_3_latest_on_python_3_12(config
         ("3.5.0", set(), {"prefect-python3.9"}),
         # Changes between nightlies of one X.Y.Z: the last release before, the first after.
         ("3.2.15.dev4", set(), {"prefect-client-python3.12"}),
-        ("3.2.15.dev5", {"prefect-client-python3.12", "prefect-client-python3.9"}, set()),
+        # 3.2.15.dev5 begins the client's line, but the package index has no prefect-client
+        # of it nor of dev6: their first client images are dev7's.
+        ("3.2.15.dev6", {"prefect-python3.12"}, {"prefect-client-python3.12"}),
+        ("3.2.15.dev7", {"prefect-client-python3.12", "prefect-client-python3.9"}, set()),
         ("3.4.25.dev5", {"prefect-python3.13"}, {"prefect-python3.14"}),
         ("3.4.25", {"prefect-python3.14", "prefect-client-python3.14"}, set()),
         ("3.4.26.dev2", {"prefect-python3.9", "prefect-python3.14"}, set()),
@@ -412,3 +424,123 @@ def test_image_contents_on_their_boundary_releases(version, git, uv, installer, 
         if spec.image == "prefect-client":
             assert spec.contents.system_packages == ("tini", "git")
             assert "PREFECT_EXTRAS" not in spec.build_args
+
+
+# -- what the package index says of a release ------------------------------------------
+
+
+def test_every_release_of_prefect_plans_the_same_from_the_index_as_from_versions_toml(config):
+    """The planner-history figure: each of Prefect's releases plans with the package
+    index's facts, offers no Python its Requires-Python excludes nor an image whose
+    distribution is missing, and plans exactly what versions.toml alone plans."""
+    history = prefect_history()
+    planned = 0
+    for version in history:
+        facts = index_facts(version)
+        plan = plan_release(config, version, commit=COMMIT, known=(), index=facts)
+        alone = plan_release(config, version, commit=COMMIT, known=())
+        assert [s.key for s in plan.images] == [s.key for s in alone.images], version
+        rp = requires_python(version)
+        for spec in plan.images:
+            assert rp.contains(f"{spec.python}.0"), (version, spec.key)
+            package = "prefect-client" if spec.image == "prefect-client" else "prefect"
+            assert facts.of(package).present or not facts.of("prefect").present, spec.key
+        planned += 1
+    assert planned == len(history) == 807
+
+
+def test_3_9_1_offers_python_3_11_to_3_14_and_no_client_image(config):
+    with_index = plan_release(config, "3.9.1", index=index_facts("3.9.1"))
+    alone = plan_release(config, "3.9.1")
+    for plan in (with_index, alone):
+        assert plan.line == ">=3.9.0"
+        assert {s.python for s in plan.images} == {"3.11", "3.12", "3.13", "3.14"}
+        assert {s.image for s in plan.images} == {"prefect"}
+        assert len(plan.images) == 12
+    assert (
+        "no prefect-client image: the package index https://pypi.org/simple has no "
+        "prefect-client 3.9.1" in with_index.notes
+    )
+    assert (
+        "no prefect-client image: versions.toml says the package index has no "
+        "prefect-client 3.9.1" in alone.notes
+    )
+    # Its nightlies have their client images.
+    nightly = plan_release(config, "3.9.1.dev5", index=index_facts("3.9.1.dev5"))
+    assert "prefect-client-python3.11" in {s.key for s in nightly.images}
+
+
+def test_nightlies_that_drop_a_python_get_no_image_of_it(config):
+    """3.8.9.dev1 requires Python >=3.11 while 3.8.8 took 3.10: Prefect's 3.10 image of
+    it could not install, so none is planned."""
+    assert "prefect-python3.10" in {s.key for s in plan_release(config, "3.8.8").images}
+    plan = plan_release(config, "3.8.9.dev1", index=index_facts("3.8.9.dev1"))
+    assert {s.python for s in plan.images} == {"3.11", "3.12", "3.13", "3.14"}
+
+
+def without_the_3_9_lines(tmp_path):
+    """The packaged file as it was before 3.9: its newest line open-ended on 3.8's facts."""
+    text = PACKAGED_CONFIG.read_text(encoding="utf-8")
+    cut = text.index("[[lines]]\n# Python 3.10 dropped: the nightlies 3.8.9.dev1")
+    text = text[:cut].replace('versions = ">=3.8.4.dev2, <3.8.9.dev1"', 'versions = ">=3.8.4.dev2"')
+    path = tmp_path / "versions.toml"
+    path.write_text(text.rstrip() + "\n", encoding="utf-8")
+    return load_config(path)
+
+
+def test_a_release_the_file_does_not_know_is_refused_with_the_fix(tmp_path):
+    old = without_the_3_9_lines(tmp_path)
+    with pytest.raises(PlanError) as raised:
+        plan_release(old, "3.9.1", index=index_facts("3.9.1"))
+    assert str(raised.value) == (
+        "prefect 3.9.1 requires Python '>=3.11,<3.16' on the package index "
+        "https://pypi.org/simple, but versions.toml's line >=3.8.4.dev2 (requires_python "
+        "'>=3.10,<3.15') would build Python 3.10: give 3.9.1 a [[lines]] entry with "
+        f'requires_python = ">=3.11,<3.16" in {tmp_path / "versions.toml"}'
+    )
+    # Without the index the file's facts are all there is: its guess, said as one.
+    guessed = plan_release(old, "3.9.1")
+    assert "prefect-python3.10" in {s.key for s in guessed.images}
+    assert any("open-ended: 3.9.1 is planned with the newest 3.x facts" in n for n in guessed.notes)
+
+
+def test_a_requires_python_that_keeps_the_same_pythons_is_no_disagreement(config):
+    """3.2.16.dev1 added <3.14 to Requires-Python; its line builds up to 3.12 either way."""
+    facts = IndexFacts(
+        "https://pypi.org/simple",
+        {
+            "prefect": PackageRelease(True, SpecifierSet(">=3.9")),
+            "prefect-client": PackageRelease(True, SpecifierSet(">=3.9")),
+        },
+    )
+    plan = plan_release(config, "3.3.0", index=facts)
+    assert {s.python for s in plan.images} == {"3.9", "3.10", "3.11", "3.12"}
+
+
+def test_the_index_leaving_out_a_python_the_file_builds_is_refused(config):
+    facts = IndexFacts(
+        "http://127.0.0.1:9/simple",
+        {
+            "prefect": PackageRelease(True, SpecifierSet(">=3.11,<3.15")),
+            "prefect-client": PackageRelease(True, SpecifierSet(">=3.11,<3.15")),
+        },
+    )
+    with pytest.raises(PlanError, match=r"would build Python 3\.10: give 3\.8\.8 a \[\[lines\]\]"):
+        plan_release(config, "3.8.8", index=facts)
+
+
+def test_a_release_the_index_lacks_is_planned_from_versions_toml(config):
+    """2.7.4 was yanked: the index is silent, and the plan is what Prefect published."""
+    plan = plan_release(config, "2.7.4", index=index_facts("2.7.4"))
+    assert len(plan.images) == 9  # 3.7-3.11 standard, 3.7-3.10 conda
+    assert (
+        "prefect 2.7.4 is not on the package index https://pypi.org/simple: its images are "
+        "planned from versions.toml"
+    ) in plan.notes
+
+
+def test_asking_for_the_missing_client_image_says_what_there_is(config):
+    with pytest.raises(
+        PlanError, match=r"3\.9\.1 publishes no image 'prefect-client' \(it has: prefect\)"
+    ):
+        plan_release(config, "3.9.1", images=["prefect-client"])

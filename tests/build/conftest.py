@@ -41,8 +41,9 @@ RELEASES = (
     ("prefect", "3.4.25", datetime(2025, 10, 23, 20, 47, tzinfo=UTC)),
     ("prefect-client", "3.4.25", datetime(2025, 10, 23, 20, 47, tzinfo=UTC)),
     ("prefect-kubernetes", "0.2.11", datetime(2023, 7, 20, tzinfo=UTC)),
-    # The images of lines from 3.1.6 on carry uv, locked with the rest.
-    ("uv", "0.9.5", datetime(2025, 10, 21, tzinfo=UTC)),
+    # The images of lines from 3.1.6 on carry uv, locked with the rest: 3.4.25's line
+    # pins Prefect's uv, 0.6.17.
+    ("uv", "0.6.17", datetime(2025, 4, 25, tzinfo=UTC)),
 )
 
 

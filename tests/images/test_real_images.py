@@ -36,9 +36,9 @@ def test_a_dev_build_from_a_dist_reports_its_local_version(real_images, registry
     index = start_index()
     try:
         index.add(make_wheel(tmp_path / "wheels", "unused", "1.0"), datetime.now(UTC))
-        # 3.4.25's images carry uv, locked with the rest: a stand-in wheel of it.
-        uploaded = datetime(2025, 10, 21, tzinfo=UTC)
-        index.add(make_wheel(tmp_path / "wheels", "uv", "0.9.5"), uploaded)
+        # 3.4.25's images carry uv 0.6.17 (its line pins it): a stand-in wheel of it.
+        uploaded = datetime(2025, 4, 25, tzinfo=UTC)
+        index.add(make_wheel(tmp_path / "wheels", "uv", "0.6.17"), uploaded)
         done = matrix(
             "build", "--version", version, "--python", "3.11", "--flavor", "standard",
             "--image", "prefect", "--platform", "linux/amd64", "--engine", "podman",

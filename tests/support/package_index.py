@@ -32,6 +32,7 @@ def make_wheel(
     extras: dict[str, tuple[str, ...]] | None = None,
     module_text: str | None = None,
     console_script: str | None = None,
+    requires_python: str | None = None,
 ) -> Path:
     """A pure-Python wheel of ``name`` ``version``: module ``<name>`` whose
     ``__version__`` is the version, its ``Requires-Dist``; with ``console_script`` a
@@ -43,6 +44,7 @@ def make_wheel(
         "Metadata-Version: 2.1",
         f"Name: {name}",
         f"Version: {version}",
+        *([f"Requires-Python: {requires_python}"] if requires_python else []),
         *(f"Requires-Dist: {r}" for r in requires),
     ]
     for extra, needs in (extras or {}).items():
@@ -85,6 +87,8 @@ class PackageIndex:
 
     host: str = ""
     files: dict[str, tuple[Path, datetime]] = field(default_factory=dict)
+    # filename -> the Requires-Python its entry gives, as PyPI's entries do (PEP 691).
+    requires_python: dict[str, str] = field(default_factory=dict)
     requests: list[str] = field(default_factory=list)
     server: ThreadingHTTPServer | None = None
 
@@ -92,8 +96,10 @@ class PackageIndex:
     def url(self) -> str:
         return f"http://{self.host}/simple"
 
-    def add(self, path: Path, uploaded: datetime) -> Path:
+    def add(self, path: Path, uploaded: datetime, requires_python: str | None = None) -> Path:
         self.files[path.name] = (path, uploaded)
+        if requires_python is not None:
+            self.requires_python[path.name] = requires_python
         return path
 
     def project_page(self, project: str) -> dict | None:
@@ -112,6 +118,8 @@ class PackageIndex:
                     "upload-time": uploaded.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
                 }
             )
+            if filename in self.requires_python:
+                entries[-1]["requires-python"] = self.requires_python[filename]
         if not entries:
             return None
         return {
