@@ -22,9 +22,10 @@ from matrix.publish.holds import HOLDS_TAG, read_holds
 from matrix.publish.state import known_releases
 from matrix.reference import ImageReference
 from matrix.registry import RegistryClient
+from tests.support.configs import release_config
 from tests.support.images import push_platform_images
 from tests.support.package_index import make_wheel, start_index
-from tests.support.publishing import CONFIG, tags_of
+from tests.support.publishing import RELEASE, tags_of
 
 pytestmark = pytest.mark.registry
 
@@ -40,7 +41,7 @@ class Releases:
         self.host = host
         self.repository = f"test/hold-{uuid.uuid4().hex[:8]}"
         self.config = tmp_path / "versions.toml"
-        self.config.write_text(CONFIG.format(repository=self.repository))
+        self.config.write_text(release_config(self.repository, **RELEASE))
         self.loaded = load_config(self.config)
 
     def digests(self, version: str) -> Path:

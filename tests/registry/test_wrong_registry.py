@@ -22,8 +22,9 @@ from matrix.cli import main
 from matrix.reference import parse_reference
 from matrix.registry import RegistryClient
 from matrix.registry.transport import NotARegistry
-from tests.registry.conftest import FAST_RETRY, ONE_IMAGE_CONFIG
+from tests.conftest import FAST_RETRY
 from tests.support.bad_registry import start_bad_registry
+from tests.support.configs import release_config
 from tests.support.package_index import make_wheel, start_index
 
 NOT_A_REGISTRY = "not a container registry: GET /v2/ answered HTTP 404 (text/html)"
@@ -92,7 +93,7 @@ def test_a_registry_without_the_repositories_is_still_empty_not_wrong(registry, 
     (tmp_path / "dockerfiles").mkdir()
     (tmp_path / "dockerfiles" / "standard.Dockerfile.j2").write_text("FROM scratch\n")
     config = tmp_path / "versions.toml"
-    config.write_text(ONE_IMAGE_CONFIG.format(repository=repository))
+    config.write_text(release_config(repository))
     argv = ["--version", "2.11.5", "--config", str(config), "--registry", registry.host]
 
     assert main(["diff", *argv]) == 0
