@@ -14,8 +14,6 @@ from matrix.cli import main
 from matrix.data import PACKAGED_CONFIG
 from tests.support.package_index import make_wheel, start_index
 
-pytestmark = pytest.mark.registry
-
 RP_38 = ">=3.10,<3.15"
 RP_39 = "<3.16,>=3.11"
 

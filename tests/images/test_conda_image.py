@@ -17,7 +17,8 @@ from tests.support import standin_base
 from tests.support.package_index import make_wheel, start_index
 from tests.support.standin_base import run_as_docker_would
 
-pytestmark = [pytest.mark.realimage, pytest.mark.podman, pytest.mark.registry]
+# One worker builds the image and runs every test of it (the module's fixture).
+pytestmark = pytest.mark.xdist_group("real-image-3.9.1-prefect-conda")
 
 # The newest release: a uv line (EXTRA_PIP_PACKAGES through `uv pip install --system`)
 # whose conda stage starts from a miniconda pinned by version.

@@ -12,8 +12,6 @@ import pytest
 from tests.support.package_index import make_wheel, start_index
 from tests.support.standin_base import run_as_docker_would
 
-pytestmark = [pytest.mark.realimage, pytest.mark.podman, pytest.mark.registry]
-
 REPORT = (
     "import importlib.metadata as m, sys, matrix_probe; "
     "print(sys.prefix == sys.base_prefix); print(matrix_probe.__file__); "
@@ -30,11 +28,15 @@ def probe_index(tmp_path_factory):
     index.stop()
 
 
-@pytest.mark.parametrize(("version", "installer"), [("3.4.25", "uv"), ("2.11.5", "pip")])
+# Images the contract tests build too: each is built once per run.
+@pytest.mark.parametrize(
+    ("version", "flavor", "installer"),
+    [("3.4.25", "kubernetes", "uv"), ("2.11.5", "standard", "pip")],
+)
 def test_extra_pip_packages_go_through_the_lines_installer_into_the_system_python(
-    real_images, probe_index, version, installer
+    real_images, probe_index, version, flavor, installer
 ):
-    image = real_images.build(version)
+    image = real_images.build(version, flavor=flavor)
     env = {
         "EXTRA_PIP_PACKAGES": "matrix-probe",
         "PIP_INDEX_URL": probe_index.url,

@@ -18,34 +18,7 @@ import pytest
 
 from matrix.cli import main
 from matrix.plan import TagKind
-from tests.support.publishing import Release, count_lines
-
-pytestmark = pytest.mark.registry
-
-
-def signal_when(args: list[str], seen_enough, *signums: int) -> tuple[int, list[str]]:
-    """Run `matrix ARGS`; once ``seen_enough(lines so far)``, send ``signums`` in turn
-    (each after the previous one's next stderr line, or at once for the first): its
-    exit code and stderr lines."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "matrix", *args],
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        text=True,
-        env={**os.environ, "CI": "true"},
-    )
-    lines: list[str] = []
-    assert process.stderr is not None
-    for line in process.stderr:
-        lines.append(line.rstrip("\n"))
-        if seen_enough(lines):
-            for signum in signums:
-                process.send_signal(signum)
-            break
-    lines += [line.rstrip("\n") for line in process.stderr]
-    process.wait(timeout=120)
-    return process.returncode, lines
-
+from tests.support.publishing import Release, count_lines, signal_when
 
 CASES = {
     # (signal, the writes held back a little, stop once these lines are seen)

@@ -27,8 +27,6 @@ from matrix.registry import Overtaken, RegistryClient
 from tests.support.images import push_index, push_platform_images
 from tests.support.publishing import Release
 
-pytestmark = pytest.mark.registry
-
 
 def second_build(release: Release, folder: Path) -> Path:
     """The same release built again into the same repository (other digests, as a

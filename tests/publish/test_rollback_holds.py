@@ -12,8 +12,6 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
-
 from matrix.cli import main
 from matrix.config import load_config
 from matrix.plan import plan_release
@@ -26,8 +24,6 @@ from tests.support.configs import release_config
 from tests.support.images import push_platform_images
 from tests.support.package_index import make_wheel, start_index
 from tests.support.publishing import RELEASE, tags_of
-
-pytestmark = pytest.mark.registry
 
 COMMITS = {"2.11.4": "2222222bbbb", "2.11.5": "5555555eeee", "2.11.6": "6666666ffff"}
 

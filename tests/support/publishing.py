@@ -87,8 +87,9 @@ def tags_of(repository: ImageReference) -> dict[str, str]:
         }
 
 
-def kill_when(args: list[str], seen_enough) -> list[str]:
-    """Run `matrix ARGS`, SIGKILL it once ``seen_enough(lines so far)``; its stderr lines."""
+def signal_when(args: list[str], seen_enough, *signums: int) -> tuple[int, list[str]]:
+    """Run `matrix ARGS`; once ``seen_enough(lines so far)``, send it ``signums`` one
+    after another: its exit code and stderr lines."""
     process = subprocess.Popen(
         [sys.executable, "-m", "matrix", *args],
         stderr=subprocess.PIPE,
@@ -101,10 +102,18 @@ def kill_when(args: list[str], seen_enough) -> list[str]:
     for line in process.stderr:
         lines.append(line.rstrip("\n"))
         if seen_enough(lines):
-            process.send_signal(signal.SIGKILL)
+            for signum in signums:
+                process.send_signal(signum)
             break
-    process.wait(timeout=60)
-    assert process.returncode == -signal.SIGKILL, "\n".join(lines)
+    lines += [line.rstrip("\n") for line in process.stderr]
+    process.wait(timeout=120)
+    return process.returncode, lines
+
+
+def kill_when(args: list[str], seen_enough) -> list[str]:
+    """Run `matrix ARGS`, SIGKILL it once ``seen_enough(lines so far)``; its stderr lines."""
+    code, lines = signal_when(args, seen_enough, signal.SIGKILL)
+    assert code == -signal.SIGKILL, "\n".join(lines)
     return lines
 
 
