@@ -200,3 +200,61 @@ def test_secret_build_args_stay_masked_in_podmans_command_line():
     shown = engine.show(engine.calls(request)[0])
     assert "--build-arg 'PIP_INDEX_TOKEN=***' --build-arg PYTHON_VERSION=3.12" in shown
     assert "hunter2" not in shown
+
+
+@pytest.mark.podman
+@pytest.mark.registry
+def test_check_reproducible_pushes_two_builds_to_a_check_tag_only(
+    tmp_path, registry, podman, capsys
+):
+    import shutil
+
+    from matrix.cli import main
+
+    config = tmp_path / "config"
+    shutil.copytree(SCRATCH.parent, config)
+    repository = f"check-{uuid.uuid4().hex[:8]}/scratch"
+    versions = config / "versions.toml"
+    versions.write_text(versions.read_text().replace("matrix-e2e/scratch", repository))
+    code = main(
+        [
+            "build",
+            "--config",
+            str(versions),
+            "--version",
+            "1.2.3",
+            "--flavor",
+            "standard",
+            "--engine",
+            "podman",
+            "--registry",
+            registry.host,
+            "--check-reproducible",
+            "--format",
+            "json",
+        ]
+    )
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    (checked,) = json.loads(captured.out)["checked"]
+    tag = f"{registry.host}/{repository}:reproducible-check-1.2.3-python3.12"
+    assert checked["tag"] == tag
+    assert checked["first"] == checked["second"]
+    assert checked["reproducible"] is True
+    with RegistryClient() as client:
+        assert client.get_manifest(parse_reference(tag)).digest == checked["first"]
+        # No release tag moves: the check tag is the only one written.
+        assert client.list_tags(f"{registry.host}/{repository}") == [tag.rpartition(":")[2]]
+
+
+@pytest.mark.parametrize("flag", ["--push", "--push-by-digest", "--dry-run"])
+def test_check_reproducible_refuses_a_real_push(flag, capsys):
+    from matrix.cli import main
+
+    code = main(["build", "--version", "2.11.5", "--check-reproducible", flag])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.strip().splitlines() == [
+        "matrix: error: --check-reproducible pushes its two builds to check tags only: drop "
+        "--push, --push-by-digest and --dry-run"
+    ]
