@@ -146,9 +146,9 @@ class BuildxEngine:
                 **annotations,
                 **(index if multi else {}),
             }
-        elif request.source_date_epoch is not None:
+        elif request.push and request.source_date_epoch is not None:
             kwargs["tags"] = list(request.tags)
-            kwargs["output"] = {"type": "image", "push": str(request.push).lower()}
+            kwargs["output"] = {"type": "image", "push": "true"}
         else:
             kwargs["tags"] = list(request.tags)
             kwargs["push"] = request.push
@@ -156,9 +156,11 @@ class BuildxEngine:
         if request.source_date_epoch is not None:
             # BuildKit takes the epoch for the config and history from the environment;
             # rewrite-timestamp also clamps the files in the layers to it, so two builds
-            # of the same inputs push the same digest.
+            # of the same inputs push the same digest. A build that pushes nothing
+            # keeps buildx's default output (the builder's store, or docker's).
             env["SOURCE_DATE_EPOCH"] = str(request.source_date_epoch)
-            kwargs["output"]["rewrite-timestamp"] = "true"
+            if "output" in kwargs:
+                kwargs["output"]["rewrite-timestamp"] = "true"
         if request.cache:
             # python-on-whales takes a list of dicts here, not a list of strings.
             kwargs["cache_from"] = [

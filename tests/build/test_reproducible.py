@@ -154,6 +154,17 @@ def test_without_an_epoch_buildx_keeps_its_plain_push(tmp_path):
     assert call.kwargs["push"] is True
 
 
+def test_a_buildx_build_that_pushes_nothing_keeps_the_default_output(tmp_path):
+    plan = plan_release(load_config(), "2.11.5", commit="a597971f7156", pythons=["3.10"])
+    contexts = {spec.key: tmp_path / spec.key for spec in plan.images}
+    (request, *_) = build_requests(plan, contexts)
+    request = dataclasses.replace(request, source_date_epoch=EPOCH)
+    (call,) = BuildxEngine(tmp_path / "work", client_call=[str(FAKE_DOCKER)]).calls(request)
+    assert call.env == {"SOURCE_DATE_EPOCH": str(EPOCH)}
+    assert "output" not in call.kwargs
+    assert call.kwargs["push"] is False
+
+
 def test_the_epoch_is_the_given_one_else_the_lock_date_else_zero():
     lock_date = datetime(2023, 8, 24, 20, 2, 9, tzinfo=UTC)
     assert build_epoch(1700000000, lock_date) == 1700000000
