@@ -16,7 +16,8 @@ from matrix.settings import ENGINES
 HELP = "build (and push) the images of a release with docker buildx or podman"
 DESCRIPTION = """\
 Render the release's build contexts and build every planned image, for every platform
-of its line, with docker buildx (default) or podman, both through python-on-whales.
+of its line, with docker buildx (default) or podman through python-on-whales (podman's
+builds through its own command line: python-on-whales has no --timestamp).
 
 --push pushes the immutable tags only (full and sha): floating tags (2.11-…, 2-…,
 2-latest) move later, once every image under them is complete. --push-by-digest
@@ -28,6 +29,13 @@ image's build inputs (its bases' digests read from their registries), and
 Every image installs its lock: its exact dependencies with hashes, resolved with uv
 as of the release's upload to the package index (--index-url), or from --dist for a
 dev build; a release the index lacks yet stops the build before anything runs.
+
+Every timestamp in an image (its config, history and layer files) is set to
+$SOURCE_DATE_EPOCH, else to its lock's date (for a release: a second after its upload
+to the index, or the date an earlier build recorded), so the same inputs give the
+same digest (podman --timestamp; buildx SOURCE_DATE_EPOCH and rewrite-timestamp).
+--check-reproducible builds every image twice and compares the digests the
+registry reports for the two pushes.
 """
 EPILOG = """\
 examples:
@@ -38,9 +46,13 @@ examples:
   matrix build --version 2.11.5 --engine podman --registry 127.0.0.1:5000 --push
   matrix build --version 3.4.25+12.gabc1234 --dist dist/ --engine podman \
                --base-mirror docker.io=127.0.0.1:5000 --registry 127.0.0.1:5000 --push
+  matrix build --version 2.11.5 --engine podman --registry 127.0.0.1:5000 \
+               --check-reproducible                 two builds, one digest each image
 
-exit codes: 0 every image built, 1 an image failed (named on stderr), 2 bad input.
+exit codes: 0 every image built (and, checked, reproducible), 1 an image failed or
+its two builds differ (named on stderr), 2 bad input.
 """
+CHECK_PREFIX = "reproducible-check-"
 STATE_STYLES = {"waiting": "dim", "building": "yellow", "done": "green", "failed": "bold red"}
 
 
@@ -110,6 +122,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "the base images' digests from their registries)",
     )
     run_group.add_argument(
+        "--check-reproducible",
+        action="store_true",
+        help="build every image twice, pushing each build to the check tag "
+        f"<repository>:{CHECK_PREFIX}<full tag> (never a release tag), and compare the "
+        "two digests the registry reports: exit 1 when they differ",
+    )
+    run_group.add_argument(
         "--keep-going",
         action="store_true",
         help="after a failed image, build the others anyway",
@@ -124,9 +143,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from matrix.config import load_config
+    from matrix.errors import UserError
     from matrix.publish.build import build_job
     from matrix.settings import parse_labels
 
+    if args.check_reproducible and (args.push or args.push_by_digest or args.dry_run):
+        raise UserError(
+            "--check-reproducible pushes its two builds to check tags only: drop --push, "
+            "--push-by-digest and --dry-run"
+        )
     selection = options.release_selection(args)
     loaded = load_config(args.config)
     registries = options.registries(args, loaded)
@@ -138,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
         builder=args.builder,
         create_builder=args.create_builder,
         platforms=tuple(args.platform),
-        push=args.push,
+        push=args.push or args.check_reproducible,
         push_by_digest=args.push_by_digest,
         digests_out=Path(args.digests_out) if args.digests_out else None,
         labels=parse_labels(args.label),
@@ -161,6 +186,8 @@ def run(args: argparse.Namespace) -> int:
                 print(line)
             return 0
         job.engine.prepare()
+        if args.check_reproducible:
+            return _check_reproducible(job, build.keep_going, args.format)
         results, failures = _run_builds(job.engine, job.requests, keep_going=build.keep_going)
     for result in results:
         job.record(result)
@@ -177,6 +204,59 @@ def run(args: argparse.Namespace) -> int:
     for failure in failures:
         print(f"matrix: error: {failure}", file=sys.stderr)
     return 1 if failures else 0
+
+
+def check_tag(request) -> str:
+    """Where --check-reproducible pushes ``request``: its full tag's name behind the
+    check prefix, in its own repository, so no release tag moves."""
+    name = request.tags[0].rpartition(":")[2]
+    return f"{request.repository}:{CHECK_PREFIX}{name}"
+
+
+def _check_reproducible(job, keep_going: bool, output: str) -> int:
+    """Build every image twice from the same context and epoch, each build pushed, and
+    compare what the registry reports: a local image id is not what users pull."""
+    requests = [replace(r, tags=(check_tag(r),), push=True) for r in job.requests]
+    first, failures = _run_builds(job.engine, requests, keep_going=keep_going)
+    built = {result.key for result in first}
+    again = [r for r in requests if r.key in built] if keep_going or not failures else []
+    second, more = _run_builds(job.engine, again, keep_going=keep_going)
+    failures += more
+    seconds = {result.key: result for result in second}
+    checked = [
+        {
+            "key": result.key,
+            "tag": result.tags[0],
+            "first": result.digest,
+            "second": seconds[result.key].digest,
+            "reproducible": result.digest == seconds[result.key].digest,
+        }
+        for result in first
+        if result.key in seconds
+    ]
+    if output == "json":
+        json.dump(
+            {"checked": checked, "failed": [{"key": f.key, "error": str(f)} for f in failures]},
+            sys.stdout,
+            indent=2,
+        )
+        sys.stdout.write("\n")
+    else:
+        for entry in checked:
+            if entry["reproducible"]:
+                print(f"{entry['key']}: reproducible, both builds pushed {entry['first']}")
+            else:
+                print(f"{entry['key']}: differs: {entry['first']} then {entry['second']}")
+    for entry in checked:
+        if not entry["reproducible"]:
+            print(
+                f"matrix: error: {entry['key']}: two builds of the same inputs pushed "
+                f"{entry['first']} and {entry['second']}",
+                file=sys.stderr,
+            )
+    for failure in failures:
+        print(f"matrix: error: {failure}", file=sys.stderr)
+    return 1 if failures or not all(entry["reproducible"] for entry in checked) else 0
 
 
 def _run_builds(engine, requests, *, keep_going: bool):

@@ -57,10 +57,18 @@ class BuildRequest:
     provenance: bool = False  # off, as Prefect since #8889: no unknown/unknown entries
     sbom: bool = False
     pull: bool = True
+    # Seconds since 1970 every timestamp of the image is set to (the config's
+    # created, its history, the files in its layers): the same inputs then give the
+    # same digest. None leaves the engine's clock in the image.
+    source_date_epoch: int | None = None
 
     def __post_init__(self) -> None:
         if not self.platforms:
             raise UserError(f"{self.key}: no platform to build")
+        if self.source_date_epoch is not None and self.source_date_epoch < 0:
+            raise UserError(
+                f"{self.key}: SOURCE_DATE_EPOCH must not be negative, got {self.source_date_epoch}"
+            )
         if self.push_by_digest and len(self.platforms) != 1:
             raise UserError(
                 f"{self.key}: --push-by-digest builds one platform at a time, got "
@@ -105,9 +113,15 @@ class Call:
         """Run the call; with ``on_line``, the call streams and each line goes there."""
         with _environ(self.env):
             if self.target == "run":
-                from python_on_whales.utils import run
+                from python_on_whales.utils import run, stream_stdout_and_stderr
 
-                return run(list(self.args[0]), **self.kwargs)
+                if on_line is None:
+                    return run(list(self.args[0]), **self.kwargs)
+                # Both streams, as python-on-whales' streaming builds give them; a
+                # failure raises the same DockerException, with the stderr it saw.
+                for _, line in stream_stdout_and_stderr(list(self.args[0])):
+                    on_line(line.decode(errors="replace"))
+                return None
             method = functools.reduce(getattr, self.target.split("."), client)
             result = method(*self.args, **self.kwargs)
             if on_line is None:
@@ -120,7 +134,7 @@ class Call:
         """The call as a person reads it, secrets masked."""
         env = [f"{name}={value}" for name, value in self.env.items()]
         if self.target == "run":
-            return shlex.join([*env, *(str(word) for word in self.args[0])])
+            return shlex.join([*env, *_masked_argv([str(word) for word in self.args[0]])])
         words = [repr(masked(a)) for a in self.args]
         words += [f"{name}={masked(value, name)!r}" for name, value in self.kwargs.items()]
         shown = f"{client_name}.{self.target}({', '.join(words)})"
@@ -146,6 +160,16 @@ def masked(value: Any, name: str = "") -> Any:
     if name == "build_args" and isinstance(value, Mapping):
         return {k: MASK if _SECRET_NAME_RE.search(k) else v for k, v in value.items()}
     return value
+
+
+def _masked_argv(argv: list[str]) -> list[str]:
+    """``argv`` with the values of secret-looking ``--build-arg NAME=VALUE`` masked."""
+    shown = list(argv)
+    for i, word in enumerate(argv[1:], start=1):
+        name, equals, _ = word.partition("=")
+        if argv[i - 1] == "--build-arg" and equals and _SECRET_NAME_RE.search(name):
+            shown[i] = f"{name}={MASK}"
+    return shown
 
 
 def stderr_lines(error: Exception) -> list[str]:

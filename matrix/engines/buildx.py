@@ -146,9 +146,21 @@ class BuildxEngine:
                 **annotations,
                 **(index if multi else {}),
             }
+        elif request.push and request.source_date_epoch is not None:
+            kwargs["tags"] = list(request.tags)
+            kwargs["output"] = {"type": "image", "push": "true"}
         else:
             kwargs["tags"] = list(request.tags)
             kwargs["push"] = request.push
+        env = {}
+        if request.source_date_epoch is not None:
+            # BuildKit takes the epoch for the config and history from the environment;
+            # rewrite-timestamp also clamps the files in the layers to it, so two builds
+            # of the same inputs push the same digest. A build that pushes nothing
+            # keeps buildx's default output (the builder's store, or docker's).
+            env["SOURCE_DATE_EPOCH"] = str(request.source_date_epoch)
+            if "output" in kwargs:
+                kwargs["output"]["rewrite-timestamp"] = "true"
         if request.cache:
             # python-on-whales takes a list of dicts here, not a list of strings.
             kwargs["cache_from"] = [
@@ -160,7 +172,7 @@ class BuildxEngine:
                     "ref": request.cache.cache_to,
                     "mode": request.cache.mode,
                 }
-        return [Call("buildx.build", (str(request.context),), kwargs)]
+        return [Call("buildx.build", (str(request.context),), kwargs, env=env)]
 
     def show(self, call: Call) -> str:
         return call.show("docker")

@@ -5,11 +5,12 @@ podman has no BuildKit: one build per platform, a manifest list of the results,
 report the platform digests the registry holds (pushing recompresses the layers,
 so the local digests are not the pushed ones).
 
-python-on-whales runs the builds, the list creation, its inspection and clean-up.
+python-on-whales runs the list creation, its inspection and clean-up. The builds,
 ``manifest add`` and ``manifest push`` use the exact podman argv through
-``python_on_whales.utils.run`` (python-on-whales' push has no --all, --tls-verify,
---digestfile nor destination); matrix's own registry client reads the pushed index
-back (podman 4's manifest inspect takes neither --tls-verify nor an auth file).
+``python_on_whales.utils`` (python-on-whales' build has no --timestamp, its push no
+--all, --tls-verify, --digestfile nor destination); matrix's own registry client
+reads the pushed index back (podman 4's manifest inspect takes neither
+--tls-verify nor an auth file).
 
 podman pushes only to tags, so --push-by-digest writes the one-platform image to
 an OCI layout folder and matrix's registry client uploads it by digest: no tag is
@@ -144,7 +145,7 @@ class PodmanEngine:
         local_list = self.local_list(request)
         images = [self.local_image(request, p) for p in request.platforms]
         builds = tuple(
-            _build_call(request, platform, image, self._build_env(request))
+            _build_call(self.client_call, request, platform, image, self._build_env(request))
             for platform, image in zip(request.platforms, images, strict=True)
         )
         pushes: tuple[Call, ...] = ()
@@ -192,7 +193,7 @@ class PodmanEngine:
         (platform,) = request.platforms
         image = self.local_image(request, platform)
         layout = self.layout_path(request)
-        build = _build_call(request, platform, image, self._build_env(request))
+        build = _build_call(self.client_call, request, platform, image, self._build_env(request))
         to_layout = Call(
             "run",
             ([*self.client_call, "push", "--format", "oci", image, f"oci:{layout}:image"],),
@@ -401,29 +402,38 @@ def _failed(request: BuildRequest, error: DockerException, tail: deque[str]) -> 
     )
 
 
-def _build_call(request: BuildRequest, platform: str, image: str, env: dict[str, str]) -> Call:
-    """One platform's build, tagged ``image`` in podman's local storage."""
-    return Call(
-        "buildx.build",
-        (str(request.context),),
-        {
-            "platforms": [platform],
-            "tags": [image],
-            "labels": dict(request.labels),
-            "build_args": dict(request.build_args),
-            "pull": request.pull,
-            # podman's layer cache does not key on the platform for FROM scratch
-            # stages: a cached build gives the second platform the first's image.
-            "cache": False,
-            # RUN steps reach what the host reaches (the package index, a proxy):
-            # rootless and chroot builds have no network of their own to route.
-            "network": "host",
-            "stream_logs": True,
-        },
-        # Only the final image is committed: no untagged intermediate images
-        # pile up in podman's storage after the clean-up.
-        env={"BUILDAH_LAYERS": "false", **env},
-    )
+def _build_call(
+    client_call: Sequence[str],
+    request: BuildRequest,
+    platform: str,
+    image: str,
+    env: dict[str, str],
+) -> Call:
+    """One platform's build, tagged ``image`` in podman's local storage: the one place
+    its argv is made. podman itself, not python-on-whales' build, runs it: that has no
+    option for --timestamp, the flag that makes two builds of the same inputs
+    byte-identical (SOURCE_DATE_EPOCH alone pins only the config's created date)."""
+    argv = [*client_call, "build", "--platform", platform, "--tag", image]
+    for name, value in request.labels.items():
+        argv += ["--label", f"{name}={value}"]
+    for name, value in request.build_args.items():
+        argv += ["--build-arg", f"{name}={value}"]
+    argv += [
+        f"--pull={str(request.pull).lower()}",
+        # podman's layer cache does not key on the platform for FROM scratch
+        # stages: a cached build gives the second platform the first's image.
+        "--no-cache",
+        # RUN steps reach what the host reaches (the package index, a proxy):
+        # rootless and chroot builds have no network of their own to route.
+        "--network",
+        "host",
+    ]
+    if request.source_date_epoch is not None:
+        argv += ["--timestamp", str(request.source_date_epoch)]
+    argv.append(str(request.context))
+    # Only the final image is committed: no untagged intermediate images pile up in
+    # podman's storage after the clean-up.
+    return Call("run", (argv,), env={"BUILDAH_LAYERS": "false", **env})
 
 
 def _refuse_buildx_only(request: BuildRequest) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 
 from matrix.engines.base import BuildRequest, CacheSettings
@@ -77,3 +78,14 @@ def _platforms(plan: Plan, spec: ImageSpec, wanted: Sequence[str]) -> tuple[str,
             f"not {', '.join(missing)}"
         )
     return tuple(p for p in spec.platforms if p in wanted)
+
+
+def build_epoch(given: int | None, lock_date: datetime | None) -> int:
+    """The time an image's timestamps are set to: SOURCE_DATE_EPOCH when given, else
+    its lock's date, else 0 (an image without a lock). The lock's date is the
+    release's upload to the index (a second after), or the date an earlier build of
+    the image recorded: a rebuild of the same release gets the same epoch, and the
+    date is already in the Dockerfile's labels, so the build id covers it."""
+    if given is not None:
+        return given
+    return int(lock_date.timestamp()) if lock_date is not None else 0

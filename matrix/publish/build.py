@@ -90,12 +90,26 @@ def make_engine(build: BuildSettings, registries: Registries, client: RegistryCl
     )
 
 
-def _with_lock_annotations(requests, contexts: list[RenderedContext]) -> list[BuildRequest]:
-    """Each request annotated with what its lock records (the resolution date)."""
-    annotations = {context.key: context.annotations for context in contexts}
-    return [
-        replace(r, annotations={**annotations.get(r.key, {}), **r.annotations}) for r in requests
-    ]
+def _with_lock_annotations(
+    requests, contexts: list[RenderedContext], epoch: int | None
+) -> list[BuildRequest]:
+    """Each request annotated with what its lock records (the resolution date), and
+    with the epoch its timestamps are set to (``epoch``, else the lock's date)."""
+    from matrix.engines.requests import build_epoch
+
+    rendered = {context.key: context for context in contexts}
+    made = []
+    for request in requests:
+        context = rendered[request.key]
+        lock_date = context.lock.as_of if context.lock is not None else None
+        made.append(
+            replace(
+                request,
+                annotations={**context.annotations, **request.annotations},
+                source_date_epoch=build_epoch(epoch, lock_date),
+            )
+        )
+    return made
 
 
 def requests_for(
@@ -169,7 +183,7 @@ def build_job(
     for context in rendered:
         if context.lock is not None:
             _progress(f"{context.key}: {context.describe_lock()}")
-    requests = _with_lock_annotations(requests, rendered)
+    requests = _with_lock_annotations(requests, rendered, build.source_date_epoch)
     inputs: dict[str, InputsRecord] = {}
     if build.push_by_digest and not dry_run:
         # What publish --digests needs to label the image and judge it next time.
@@ -214,7 +228,7 @@ def engine_builder(
             single, {spec.key: contexts[spec.key]}, replace(build, push=True), registry
         )
         # The full tag only: sha and floating tags follow once every image is verified.
-        (request,) = _with_lock_annotations([request], rendered)
+        (request,) = _with_lock_annotations([request], rendered, build.source_date_epoch)
         request = replace(request, tags=(f"{registry}/{spec.full_target}",))
         request = with_build_id(plan, spec, request, inputs[spec.key])
         try:
