@@ -50,7 +50,7 @@ def run_release(
                 loaded,
                 selection,
                 settings,
-                confirm=confirmer(command),
+                confirm=confirmer(command, reporter.pause),
                 progress=reporter.step,
             )
     if settings.report:
