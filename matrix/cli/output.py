@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from typing import Any, TextIO
 
@@ -259,28 +259,53 @@ def print_changes(changes, registry: str) -> None:
         print(describe(change, registry))
 
 
-def confirmer(command: str):
-    """Ask before ``command`` writes; refuse outside a terminal (CI passes --yes)."""
+def confirmer(command: str, pause: Callable[[], None] | None = None):
+    """Ask before ``command`` writes; refuse outside a terminal (CI passes --yes). At a
+    terminal, ``pause`` stops the live display, then every tag the run would write is
+    listed as --dry-run prints it, then the question."""
+    from matrix.publish.reconcile import describe
 
     def confirm(preview) -> None:
-        writes = preview.pending
-        if writes == 0:
+        writes = [change for change in preview.changes if change.writes]
+        if not writes:
             return
+
+        def show() -> None:
+            if pause is not None:
+                pause()
+            for change in writes:
+                print(describe(change, preview.registry), file=sys.stderr)
+
         where = ", ".join(preview.registries)
-        tags = f"{writes} tag{'' if writes == 1 else 's'}"
-        ask(command, f"write {tags} to {where}", f"{command} {preview.version}")
+        tags = f"{len(writes)} tag{'' if len(writes) == 1 else 's'}"
+        ask(command, f"write {tags} to {where}", f"{command} {preview.version}", before=show)
 
     return confirm
 
 
-def ask(command: str, change: str, subject: str | None = None) -> None:
+def ask(
+    command: str,
+    change: str,
+    subject: str | None = None,
+    *,
+    before: Callable[[], None] | None = None,
+) -> None:
     """Go ahead only if the person at the terminal says yes; without a terminal refuse,
-    naming --yes: a job must say so explicitly."""
+    naming --yes: a job must say so explicitly. ``before`` runs at a terminal only,
+    before the question. The question goes to stderr, as progress does: stdout keeps
+    the command's result alone."""
     if not sys.stdin.isatty():
         raise UserError(
             f"{command} would {change}: pass --yes to go ahead, or --dry-run to see the changes"
         )
-    answer = input(f"{subject or command}: {change}? [y/N] ")
+    if before is not None:
+        before()
+    sys.stderr.write(f"{subject or command}: {change}? [y/N] ")
+    sys.stderr.flush()
+    try:
+        answer = input()
+    except EOFError:
+        answer = ""
     if answer.strip().lower() not in ("y", "yes"):
         raise UserError(f"{command} cancelled, nothing was changed")
 

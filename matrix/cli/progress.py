@@ -87,6 +87,11 @@ class Reporter:
         table.add_row(Text("elapsed", style="dim"), Text(""), total, Text(""))
         return table
 
+    def pause(self) -> None:
+        """Stop the live view, leaving its last state on screen, so a question can be
+        asked below it; the next step starts a new one."""
+        self._stop()
+
     def _stop(self) -> None:
         with self._lock:
             if self._live is not None:

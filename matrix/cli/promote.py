@@ -15,7 +15,8 @@ needs: `matrix promote --version 2.11.4` moves 2-latest, 2-python3.10 and
 2.11-python3.10 back to 2.11.4. Refuses, changing nothing, when any image of the
 release is missing or incomplete: an image missing under its full tag, a platform
 image missing under it, or another image of the release there.
-Asks before it writes; without a terminal it refuses unless --yes.
+Lists the tags it would write (from -> to), then asks; without a terminal it
+refuses unless --yes.
 
 A rollback holds: the floating tags moved back behind the newest release of their
 line are recorded in the registry (the reserved tag matrix-holds of each

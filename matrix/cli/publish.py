@@ -12,7 +12,9 @@ DESCRIPTION = """\
 Publish a release in four phases:
   1. plan, read every registry once (manifest HEADs, GETs and tag lists; no
      pulls) and decide every build, copy and tag: what --dry-run prints, and
-     what the question before writing counts;
+     what the question before writing lists; a dry run reads no base image and
+     no package index (unless --refresh), needs no build engine, writes nothing
+     to disk, and notes what it could not tell without the build inputs;
   2. build and push every image whose full tag (2.11.5-python3.10) is missing,
      or merge per-platform digests from --digests DIR (written by
      `matrix build --push-by-digest --digests-out DIR` on separate runners);

@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
                 loaded,
                 args.lines,
                 settings,
-                confirm=confirmer("refresh"),
+                confirm=confirmer("refresh", reporter.pause),
                 progress=reporter.step,
             ):
                 if args.format != "json":

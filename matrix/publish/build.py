@@ -8,6 +8,7 @@ built by an engine or merged from the digests the build jobs recorded.
 from __future__ import annotations
 
 import sys
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -200,12 +201,39 @@ def engine_builder(
     build: BuildSettings,
     registries: Registries,
     earlier: Mapping[str, RemoteImage | None],
+    *,
+    dry_run: bool = False,
 ) -> tuple[ImageBuilder, dict[str, InputsRecord]]:
     """Render every image's context and work out its build inputs (the bases' digests
     read from their registries); the builder then builds and pushes one image to its
     full tag only, labelled and annotated with its build id. ``earlier``: what the
     full tags hold now, as publish observed them; a rebuild keeps the lock date its
-    image was first built with."""
+    image was first built with. A ``dry_run`` renders into a temporary folder, removed
+    before this returns, needs no engine, and gets a builder that builds nothing."""
+    if not dry_run:
+        return _engine_builder(client, plan, loaded, build, registries, earlier)
+    with tempfile.TemporaryDirectory(prefix="matrix-dry-run-") as scratch:
+        scratch_build = replace(build, workdir=Path(scratch))
+        return _engine_builder(
+            client, plan, loaded, scratch_build, registries, earlier, engine=False
+        )
+
+
+def build_nothing(spec: ImageSpec) -> None:
+    """The builder of a dry run."""
+    raise AssertionError(f"a dry run builds nothing, not {spec.key}")
+
+
+def _engine_builder(
+    client: RegistryClient,
+    plan: Plan,
+    loaded: LoadedConfig,
+    build: BuildSettings,
+    registries: Registries,
+    earlier: Mapping[str, RemoteImage | None],
+    *,
+    engine: bool = True,
+) -> tuple[ImageBuilder, dict[str, InputsRecord]]:
     from matrix.engines import BuildFailed
     from matrix.lock import changed_pins, recorded_dates
 
@@ -219,8 +247,10 @@ def engine_builder(
                 _progress(f"{context.key} lock {change}")
     contexts = {context.key: context.path for context in rendered}
     inputs = plan_inputs(client, plan, contexts, build)
-    engine = make_engine(build, registries, client)
-    engine.prepare()
+    if not engine:
+        return build_nothing, inputs
+    builder = make_engine(build, registries, client)
+    builder.prepare()
 
     def build_image(spec: ImageSpec) -> None:
         single = replace(plan, images=(spec,))
@@ -232,7 +262,7 @@ def engine_builder(
         request = replace(request, tags=(f"{registry}/{spec.full_target}",))
         request = with_build_id(plan, spec, request, inputs[spec.key])
         try:
-            engine.build(request, lambda line: None)
+            builder.build(request, lambda line: None)
         except BuildFailed as error:
             tail = " | ".join(error.log_tail[-3:])
             raise BuildError(f"build of {error}{f' ({tail})' if tail else ''}") from None

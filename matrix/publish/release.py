@@ -7,7 +7,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from matrix.errors import UserError
-from matrix.publish.build import digest_merger, engine_builder
+from matrix.publish.build import build_nothing, digest_merger, engine_builder
 from matrix.publish.run import (
     ImageBuilder,
     Progress,
@@ -149,9 +149,28 @@ def published_part(client, loaded: LoadedConfig, version: Version, known, regist
 
 def _engine(client, plan: Plan, loaded: LoadedConfig, settings: PublishSettings) -> Builders:
     def builders(images: Mapping[str, RemoteImage | None]) -> tuple[ImageBuilder, Inputs]:
-        return engine_builder(client, plan, loaded, settings.build, settings.registries, images)
+        if settings.dry_run and not settings.policy.refresh:
+            # Build inputs need the base images' registries and the package index; a dry
+            # run reports on the release's registries only (see inputs_not_read).
+            return build_nothing, {}
+        return engine_builder(
+            client,
+            plan,
+            loaded,
+            settings.build,
+            settings.registries,
+            images,
+            dry_run=settings.dry_run,
+        )
 
     return builders
+
+
+def inputs_not_read(settings: PublishSettings) -> bool:
+    """Whether a run of ``settings`` judges its images without their build inputs: a dry
+    run, unless it refreshes (then the inputs are what it reports on) or merges digests
+    (whose folder records them)."""
+    return settings.dry_run and not settings.policy.refresh and settings.digests is None
 
 
 def _run(
