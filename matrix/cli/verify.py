@@ -21,23 +21,38 @@ With --latest or --no-latest the floating tags are judged as publish would write
 them: a hold does not count. Reads manifests only: one GET per image, one HEAD per
 platform image and one HEAD per other tag, and one HEAD per release repository for
 the holds record (a GET where there is one); never a blob.
+
+--sizes adds each platform image's compressed size (its config and layers, as its
+manifest declares them, what a pull downloads) and its largest layers with the
+Dockerfile step that made each, for the target registry. It costs one manifest GET
+per platform image (on Docker Hub each counts as a pull, like a pull of that
+platform) and one blob GET per platform for its config (a few KB; Docker Hub does
+not count blob reads as pulls); the release's other checks cost the same as without.
 """
 EPILOG = """\
 examples:
   matrix verify --version 2.11.5 --sha a597971f7156
   matrix verify --version 2.11.5 --registry 127.0.0.1:5000
+  matrix verify --version 3.4.25 --sizes
 """
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     options.add_target_options(parser)
     options.add_result_format(parser)
+    parser.add_argument(
+        "--sizes",
+        action="store_true",
+        help="also report each platform image's compressed size and largest layers "
+        "(a manifest GET, a pull on Docker Hub, and a config blob GET per platform)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from matrix.cli.output import print_changes, print_json_result
     from matrix.config import load_config
     from matrix.publish.reconcile import change_to_dict
+    from matrix.publish.sizes import print_sizes, release_sizes
     from matrix.publish.state import plan_on_registry
     from matrix.publish.verify import verify_release
 
@@ -48,26 +63,37 @@ def run(args: argparse.Namespace) -> int:
         plan = plan_on_registry(client, loaded, selection, registries.target.host)
         hosts = [registries.target.host, *(m.host for m in registries.mirrors(plan))]
         checks = list(verify_release(client, plan, hosts, holds=selection.latest is None))
+        sizes, spent = None, (0, 0)
+        if args.sizes:
+            before = client.requests.total, client.requests.blob_reads
+            sizes = release_sizes(client, plan, hosts[0], checks[0].images)
+            spent = client.requests.total - before[0], client.requests.blob_reads - before[1]
     failed = not all(check.ok for check in checks)
     if args.format == "json":
-        print_json_result(
-            {
-                "version": plan.version,
-                "ok": not failed,
-                "registries": [
-                    {
-                        "registry": check.registry,
-                        "ok": check.ok,
-                        "problems": check.problems,
-                        "wrong": [change_to_dict(c) for c in check.wrong],
-                        "held": [change_to_dict(c) for c in check.held],
-                        "requests": check.requests,
-                    }
-                    for check in checks
-                ],
-                "notes": list(plan.notes),
+        document = {
+            "version": plan.version,
+            "ok": not failed,
+            "registries": [
+                {
+                    "registry": check.registry,
+                    "ok": check.ok,
+                    "problems": check.problems,
+                    "wrong": [change_to_dict(c) for c in check.wrong],
+                    "held": [change_to_dict(c) for c in check.held],
+                    "requests": check.requests,
+                }
+                for check in checks
+            ],
+            "notes": list(plan.notes),
+        }
+        if sizes is not None:
+            document["sizes"] = {
+                "registry": hosts[0],
+                "images": [size.to_dict() for size in sizes],
+                "requests": spent[0],
+                "blob_reads": spent[1],
             }
-        )
+        print_json_result(document)
         return 1 if failed else 0
     for check in checks:
         for problem in check.problems:
@@ -84,4 +110,7 @@ def run(args: argparse.Namespace) -> int:
             )
         else:
             print(f"{plan.version} on {check.registry}: NOT as planned ({counted})")
+    if sizes is not None:
+        print_sizes(sizes, hosts[0])
+        print(f"sizes: {spent[0]} requests, {spent[1]} of them blob reads")
     return 1 if failed else 0
