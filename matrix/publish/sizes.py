@@ -10,8 +10,7 @@ a blob GET as none, but every blob read costs bandwidth: configs are small (a fe
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from matrix.plan import ImageSpec, Plan
@@ -163,42 +162,119 @@ def _step_text(created_by: object) -> str | None:
     return text
 
 
-def size_rows(sizes: Iterable[PlatformSize]) -> list[tuple[str, ...]]:
-    """image, platform, MB, layers, largest layer and what made it: the table's rows."""
-    rows = []
-    for size in sizes:
-        largest = size.largest(1)
-        made = ""
-        if largest:
-            layer = largest[0]
-            made = f"{_mb(layer.size)} MB {_short(layer.created_by or layer.digest)}"
-        rows.append(
-            (
-                size.reference,
-                Platform.parse(size.platform).short,
-                _mb(size.compressed),
-                str(len(size.layers)),
-                made,
+@dataclass
+class SizeReport:
+    """The sizes of a release's platform images in one registry, what reading them
+    cost, and, compared with another release, each one's size there."""
+
+    registry: str
+    sizes: list[PlatformSize]
+    requests: int = 0
+    blob_reads: int = 0
+    compared: str | None = None  # the other release's version
+    before: dict[tuple[str, str], PlatformSize] = field(default_factory=dict)
+
+    def previous(self, size: PlatformSize) -> PlatformSize | None:
+        return self.before.get((size.image, size.platform))
+
+    def dropped(self) -> list[PlatformSize]:
+        """The other release's platform images this one has no counterpart of."""
+        now = {(size.image, size.platform) for size in self.sizes}
+        return [size for key, size in self.before.items() if key not in now]
+
+    def to_dict(self) -> dict[str, Any]:
+        document: dict[str, Any] = {"registry": self.registry}
+        images = []
+        for size in self.sizes:
+            entry = size.to_dict()
+            if self.compared is not None:
+                before = self.previous(size)
+                entry["before_bytes"] = before.compressed if before else None
+                entry["change_bytes"] = size.compressed - before.compressed if before else None
+            images.append(entry)
+        document["images"] = images
+        if self.compared is not None:
+            document["compared_with"] = self.compared
+            document["dropped"] = [
+                {k: v for k, v in size.to_dict().items() if k != "largest"}
+                for size in self.dropped()
+            ]
+        return document | {"requests": self.requests, "blob_reads": self.blob_reads}
+
+    def rows(self) -> list[tuple[str, ...]]:
+        """image, platform, MB, the change, layers, the largest layer and its step."""
+        rows = []
+        for size in self.sizes:
+            largest = size.largest(1)
+            made = ""
+            if largest:
+                layer = largest[0]
+                made = f"{_mb(layer.size)} MB {_short(layer.created_by or layer.digest)}"
+            change = ()
+            if self.compared is not None:
+                before = self.previous(size)
+                change = (_signed_mb(size.compressed - before.compressed) if before else "new",)
+            rows.append(
+                (
+                    size.reference,
+                    Platform.parse(size.platform).short,
+                    _mb(size.compressed),
+                    *change,
+                    str(len(size.layers)),
+                    made,
+                )
             )
-        )
-    return rows
+        return rows
+
+    def print(self) -> None:
+        compared = (f"vs {self.compared}",) if self.compared is not None else ()
+        headers = ("image", "platform", "MB", *compared, "layers", "largest layer")
+        rows = self.rows()
+        numbers = range(2, len(headers) - 1)
+        widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers) - 1)]
+        print(f"sizes on {self.registry} (compressed, as pulled):")
+        for row in [headers, *rows]:
+            cells = [
+                cell.rjust(width) if i in numbers else cell.ljust(width)
+                for i, (cell, width) in enumerate(zip(row, widths, strict=False))
+            ]
+            print("  " + "  ".join([*cells, row[-1]]).rstrip())
+        for size in self.dropped():
+            print(
+                f"  {size.reference} {Platform.parse(size.platform).short}: "
+                f"{_mb(size.compressed)} MB in {self.compared}, not in this release"
+            )
+        print(f"sizes: {self.requests} requests, {self.blob_reads} of them blob reads")
 
 
-def print_sizes(sizes: Sequence[PlatformSize], registry: str) -> None:
-    headers = ("image", "platform", "MB", "layers", "largest layer")
-    rows = size_rows(sizes)
-    widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers) - 1)]
-    print(f"sizes on {registry} (compressed, as pulled):")
-    for row in [headers, *rows]:
-        cells = [
-            cell.rjust(width) if i in (2, 3) else cell.ljust(width)
-            for i, (cell, width) in enumerate(zip(row, widths, strict=False))
-        ]
-        print("  " + "  ".join([*cells, row[-1]]).rstrip())
+def size_report(
+    client,
+    plan: Plan,
+    registry: str,
+    images: dict[str, RemoteImage | None],
+    compare: Plan | None = None,
+) -> SizeReport:
+    """``plan``'s sizes from the images verify read; with ``compare``, that release's
+    too (its full tags read first: a GET per image and a HEAD per platform)."""
+    from matrix.publish.state import read_images
+
+    before = client.requests.total, client.requests.blob_reads
+    report = SizeReport(registry, release_sizes(client, plan, registry, images))
+    if compare is not None:
+        earlier = release_sizes(client, compare, registry, read_images(client, compare, registry))
+        report.compared = compare.version
+        report.before = {(size.image, size.platform): size for size in earlier}
+    report.requests = client.requests.total - before[0]
+    report.blob_reads = client.requests.blob_reads - before[1]
+    return report
 
 
 def _mb(size: int) -> str:
     return f"{size / MB:.1f}"
+
+
+def _signed_mb(change: int) -> str:
+    return f"{change / MB:+.1f}"
 
 
 def _short(text: str, width: int = 70) -> str:

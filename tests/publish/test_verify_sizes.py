@@ -8,6 +8,8 @@ import json
 import pytest
 
 from matrix.cli import main
+from matrix.config import load_config
+from matrix.plan import plan_release
 from matrix.publish.digests import write_digest
 from matrix.publish.state import reference
 from matrix.reference import ImageReference
@@ -175,3 +177,55 @@ def test_an_attestation_manifest_in_an_index_is_not_a_platform(make_client, publ
     assert platforms == sorted(spec.platforms)
     assert all(e["digest"] != attestation for e in sizes["images"])
     assert sizes["blob_reads"] == 8
+
+
+def _publish_earlier(release: Release, tmp_path, capsys, version: str) -> dict:
+    """``version`` of the same line published after it from layered images each layer
+    100 KB larger, its Python 3.10 images only: per (image key, platform), its sizes."""
+    plan = plan_release(load_config(release.config), version, known=[], pythons=["3.10"])
+    digests = tmp_path / f"{version}-digests"
+    expected = {}
+    with RegistryClient() as client:
+        for spec in plan.images:
+            for platform in spec.platforms:
+                ref = ImageReference(release.host, release.repository)
+                digest, expected[spec.key, platform] = _push_layered(client, ref, platform, 100_000)
+                write_digest(digests, spec.key, platform, digest)
+    args = ["publish", "--version", version, "--python", "3.10", "--config", str(release.config)]
+    args += ["--registry", release.host, "--digests", str(digests), "--yes"]
+    assert main(args) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    return expected
+
+
+def test_compare_gives_each_images_size_in_the_other_release_and_the_change(
+    published, tmp_path, capsys
+):
+    release, now = published
+    before = _publish_earlier(release, tmp_path, capsys, "2.11.3")
+
+    assert main(_verify(release, "--format", "json", "--compare", "2.11.3")) == 0
+    sizes = json.loads(capsys.readouterr().out)["sizes"]
+    assert sizes["compared_with"] == "2.11.3" and sizes["dropped"] == []
+    assert len(sizes["images"]) == 8
+    for entry in sizes["images"]:
+        key = entry["image"], entry["platform"]
+        assert entry["compressed_bytes"] == now[key]["compressed_bytes"]
+        if key in before:
+            assert entry["before_bytes"] == before[key]["compressed_bytes"]
+            assert entry["change_bytes"] == entry["compressed_bytes"] - entry["before_bytes"]
+        else:
+            assert entry["before_bytes"] is None and entry["change_bytes"] is None
+    assert sum(entry["before_bytes"] is not None for entry in sizes["images"]) == len(before) == 4
+    # Both releases' platform images read: 8 now and 4 before, each a config blob.
+    assert sizes["blob_reads"] == 12
+
+    # The other way round: 2.11.3 lacks its Python 3.11 images, which 2.11.4 has.
+    args = _verify(release, "--compare", "2.11.4")
+    args[args.index(VERSION)] = "2.11.3"
+    assert main(args) == 1
+    out = capsys.readouterr().out
+    dropped = [line for line in out.splitlines() if line.endswith("in 2.11.4, not in this release")]
+    assert len(dropped) == 4 and all("python3.11" in line for line in dropped)
+    row = next(line.split() for line in out.splitlines() if line.split()[1:2] == ["amd64"])
+    assert row[0].endswith("2.11.3-python3.10") and row[2:4] == ["0.3", "+0.3"]
