@@ -42,6 +42,18 @@ class PlatformSize:
     layers: tuple[Layer, ...]
 
     @property
+    def key(self) -> tuple[str, str]:
+        """What stays the same across releases: arm64 is arm64/v8 whoever pushed it."""
+        try:
+            return self.image, str(Platform.parse(self.platform).normalized())
+        except ValueError:  # an index entry with a part of its platform left out
+            return self.image, self.platform
+
+    @property
+    def short_platform(self) -> str:
+        return self.platform.removeprefix("linux/")
+
+    @property
     def compressed(self) -> int:
         return self.config_size + sum(layer.size for layer in self.layers)
 
@@ -175,11 +187,11 @@ class SizeReport:
     before: dict[tuple[str, str], PlatformSize] = field(default_factory=dict)
 
     def previous(self, size: PlatformSize) -> PlatformSize | None:
-        return self.before.get((size.image, size.platform))
+        return self.before.get(size.key)
 
     def dropped(self) -> list[PlatformSize]:
         """The other release's platform images this one has no counterpart of."""
-        now = {(size.image, size.platform) for size in self.sizes}
+        now = {size.key for size in self.sizes}
         return [size for key, size in self.before.items() if key not in now]
 
     def to_dict(self) -> dict[str, Any]:
@@ -217,7 +229,7 @@ class SizeReport:
             rows.append(
                 (
                     size.reference,
-                    Platform.parse(size.platform).short,
+                    size.short_platform,
                     _mb(size.compressed),
                     *change,
                     str(len(size.layers)),
@@ -241,7 +253,7 @@ class SizeReport:
             print("  " + "  ".join([*cells, row[-1]]).rstrip())
         for size in self.dropped():
             print(
-                f"  {size.reference} {Platform.parse(size.platform).short}: "
+                f"  {size.reference} {size.short_platform}: "
                 f"{_mb(size.compressed)} MB in {self.compared}, not in this release"
             )
         print(f"sizes: {self.requests} requests, {self.blob_reads} of them blob reads")
@@ -263,7 +275,7 @@ def size_report(
     if compare is not None:
         earlier = release_sizes(client, compare, registry, read_images(client, compare, registry))
         report.compared = compare.version
-        report.before = {(size.image, size.platform): size for size in earlier}
+        report.before = {size.key: size for size in earlier}
     report.requests = client.requests.total - before[0]
     report.blob_reads = client.requests.blob_reads - before[1]
     return report

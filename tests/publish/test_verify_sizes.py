@@ -11,6 +11,7 @@ from matrix.cli import main
 from matrix.config import load_config
 from matrix.plan import plan_release
 from matrix.publish.digests import write_digest
+from matrix.publish.sizes import PlatformSize
 from matrix.publish.state import reference
 from matrix.reference import ImageReference
 from matrix.registry import RegistryClient
@@ -229,3 +230,13 @@ def test_compare_gives_each_images_size_in_the_other_release_and_the_change(
     assert len(dropped) == 4 and all("python3.11" in line for line in dropped)
     row = next(line.split() for line in out.splitlines() if line.split()[1:2] == ["amd64"])
     assert row[0].endswith("2.11.3-python3.10") and row[2:4] == ["0.3", "+0.3"]
+
+
+def test_an_image_is_compared_with_the_same_platform_however_its_index_spells_it():
+    def size(platform: str) -> PlatformSize:
+        return PlatformSize(
+            "prefect-python3.12", "prefecthq/prefect:3", platform, "sha256:0", 1, ()
+        )
+
+    assert size("linux/arm64/v8").key == size("linux/arm64").key
+    assert size("linux/arm/v7").key != size("linux/arm64").key
