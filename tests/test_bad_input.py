@@ -162,6 +162,10 @@ CASES: dict[str, Callable[[Path], Case]] = {
         ["build", *RELEASE, "--registry", "http://x y", "--dry-run"], "--registry"
     ),
     "--mirror with a space": lambda t: Case(["verify", *RELEASE, "--mirror", "a b"], "--mirror"),
+    "verify --compare with a release no line covers, before contacting a registry": lambda t: Case(
+        ["verify", *RELEASE, "--registry", "127.0.0.1:1", "--compare", "9.0.0"],
+        "--compare 9.0.0: no [[lines]] entry",
+    ),
     "a Python the flavor lacks": lambda t: Case(
         ["plan", "--version", "2.11.5", "--python", "3.11", "--flavor", "conda"],
         "no conda image for Python 3.11 (conda: 3.8 3.9 3.10)",

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from matrix.plan import Plan
 from matrix.publish.annotations import BUILD_ID_LABEL, KEY_ANNOTATION, annotations_for
 from matrix.publish.reconcile import Action, Change, image_problems, reconcile
-from matrix.publish.state import ReleaseState, read_state, releases_of
+from matrix.publish.state import ReleaseState, RemoteImage, read_state, releases_of
 
 
 def held_apart(client, plan: Plan, registry: str, changes: list[Change]) -> list[Change]:
@@ -81,6 +81,8 @@ class RegistryCheck:
     wrong: list[Change] = field(default_factory=list)
     requests: int = 0
     held: list[Change] = field(default_factory=list)  # floating tags a rollback holds: expected
+    # What the full tags hold, as read for the check: what `--sizes` measures.
+    images: dict[str, RemoteImage | None] = field(default_factory=dict, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -98,7 +100,7 @@ def verify_release(
     counted = 0
     for host in registries:
         state = read_state(client, plan, host)
-        check = RegistryCheck(host, verify_problems(plan, state))
+        check = RegistryCheck(host, verify_problems(plan, state), images=state.images)
         if primary is None:
             primary = state
         else:
