@@ -21,17 +21,29 @@ With --latest or --no-latest the floating tags are judged as publish would write
 them: a hold does not count. Reads manifests only: one GET per image, one HEAD per
 platform image and one HEAD per other tag, and one HEAD per release repository for
 the holds record (a GET where there is one); never a blob.
+With --attestations, every platform image must also carry an SBOM and a provenance
+statement (attestation manifests in the index, as buildx writes them, else OCI
+referrers, as matrix attaches them on the podman path), and the SBOM must list the
+Python packages of the lock recorded on the image (io.prefect.matrix.lock-pins) with
+their versions; this reads each platform's documents (a few GETs and blob reads each).
 """
 EPILOG = """\
 examples:
   matrix verify --version 2.11.5 --sha a597971f7156
   matrix verify --version 2.11.5 --registry 127.0.0.1:5000
+  matrix verify --version 2.11.5 --attestations
 """
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     options.add_target_options(parser)
     options.add_result_format(parser)
+    parser.add_argument(
+        "--attestations",
+        action="store_true",
+        help="also check that every platform image has an SBOM listing exactly its lock's "
+        "Python packages and a provenance statement (reads them: a few GETs per platform)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -47,7 +59,15 @@ def run(args: argparse.Namespace) -> int:
     with registries.client() as client:
         plan = plan_on_registry(client, loaded, selection, registries.target.host)
         hosts = [registries.target.host, *(m.host for m in registries.mirrors(plan))]
-        checks = list(verify_release(client, plan, hosts, holds=selection.latest is None))
+        checks = list(
+            verify_release(
+                client,
+                plan,
+                hosts,
+                holds=selection.latest is None,
+                attestations=args.attestations,
+            )
+        )
     failed = not all(check.ok for check in checks)
     if args.format == "json":
         print_json_result(
