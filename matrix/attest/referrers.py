@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -209,3 +209,24 @@ def read_blob(client: RegistryClient, image: ImageReference, digest: str) -> byt
     if not digest_matches(answer.body, digest):
         raise answer.where.error(f"the blob received does not match its digest {digest}")
     return answer.body
+
+
+def copy_referrers(
+    client: RegistryClient,
+    source: ImageReference,
+    target: ImageReference,
+    digests: Iterable[str],
+) -> int:
+    """Bring the referrers of each image ``digest`` from ``source``'s repository to
+    ``target``'s (a mirror), fallback tag and artifacts alike; how many tags it wrote.
+    One HEAD per image when there are none."""
+    wanted = [(source.with_tag(fallback_tag(d)), target.with_tag(fallback_tag(d))) for d in digests]
+    heads = client.map(lambda pair: client.head_manifest(pair[0]), wanted)
+    copied = 0
+    for (there, here), head in zip(wanted, heads, strict=True):
+        if head is None:
+            continue
+        manifest = client.get_manifest(there.with_digest(head.digest))
+        ensure(client, RegistrySource(there), [here], manifest)
+        copied += 1
+    return copied

@@ -302,3 +302,22 @@ def test_base_mirror_settings_command_line_then_environment_then_config():
     }
     assert base_mirrors([], environ, configured).mirrors == {"docker.io": "env.example:5000"}
     assert base_mirrors([], {}, configured).mirrors == {"docker.io": "config.example"}
+
+
+def test_pushed_builds_carry_an_sbom_and_max_provenance_in_the_index(tmp_path, recorder):
+    from matrix.settings import BuildSettings
+
+    settings = BuildSettings(push=True)
+    assert (settings.attest_sbom, settings.attest_provenance) == (True, True)
+    assert not BuildSettings().attest_sbom  # a local build has nothing to attach to
+    assert not BuildSettings(push=True, sbom=False).attest_sbom  # --no-sbom
+    plan, contexts = plan_and_contexts(tmp_path, pythons=["3.11"], flavors=["standard"])
+    (request,) = build_requests(
+        plan, contexts, push=True, provenance=settings.attest_provenance, sbom=settings.attest_sbom
+    )
+
+    engine(tmp_path).build(request, log=lambda line: None)
+
+    (call,) = recorder.calls()
+    assert call[call.index("--provenance") + 1] == "mode=max"
+    assert "--sbom=true" in call
