@@ -88,9 +88,13 @@ def platform_problems(
     problems = []
     for platform, digest in sorted(platform_digests.items()):
         image = repository.with_digest(digest)
-        found = _in_index(client, repository, index, digest) if inline else Found()
-        if found.sbom is None and not found.provenance:
-            found = _referred(client, image)
+        try:
+            found = _in_index(client, repository, index, digest) if inline else Found()
+            if found.sbom is None and not found.provenance:
+                found = _referred(client, image)
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
+            problems.append(f"{platform} has an attestation that cannot be read ({error})")
+            continue
         if not found.provenance:
             problems.append(f"{platform} has no provenance statement")
         if found.sbom is None:

@@ -19,12 +19,12 @@ from matrix.lock import pins
 from matrix.plan import plan_release
 from matrix.reference import parse_reference
 from matrix.render import render_plan
-from tests.attest.test_sbom import LOCK
+from tests.attest.test_sbom import LOCK, STATUS
 
 FIXTURE_CONFIG = Path(__file__).parents[1] / "build" / "fixtures" / "scratch" / "versions.toml"
 
 
-def _request(tmp_path, registry_host: str, **changes):
+def _request(tmp_path, registry_host: str, dpkg_status: str = "", **changes):
     loaded = load_config(FIXTURE_CONFIG)
     plan = plan_release(loaded, "1.2.3", commit="abcdef1234567")
     contexts = render_plan(plan, loaded, tmp_path / "contexts")
@@ -32,6 +32,10 @@ def _request(tmp_path, registry_host: str, **changes):
     for arch in ("amd64", "arm64"):
         (context.path / "install").mkdir(exist_ok=True)
         (context.path / "install" / f"requirements-{arch}.lock").write_text(LOCK)
+    if dpkg_status:
+        (context.path / "status").write_text(dpkg_status)
+        dockerfile = context.path / "Dockerfile"
+        dockerfile.write_text(dockerfile.read_text() + "\nCOPY status /var/lib/dpkg/status\n")
     paths = {c.key: c.path for c in contexts}
     (request,) = [
         r
@@ -103,3 +107,22 @@ def test_attaching_again_to_the_same_image_writes_nothing(make_client, tmp_path,
     assert again == Attached(sbom=None, provenance=None)
     assert client.requests.by_method.get("PUT", 0) == 0
     assert client.get_manifest(repository.with_tag(fallback_tag(digest))).digest == before
+
+
+def test_the_debian_packages_are_read_from_the_built_images_dpkg_status(
+    make_client, tmp_path, registry, podman
+):
+    request = _request(tmp_path, registry.host, dpkg_status=STATUS, sbom=True)
+    engine = PodmanEngine(tmp_path / "work", tls_verify=False)
+    engine.prepare()
+
+    result = engine.build(request, log=lambda line: None)
+
+    client = make_client()
+    repository = parse_reference(request.repository)
+    for digest in result.platform_digests.values():
+        image = repository.with_digest(digest)
+        (sbom_referrer,) = referrers(client, image)
+        sbom = json.loads(read_document(client, image, sbom_referrer))
+        debs = sorted(c["name"] for c in sbom["components"] if c["purl"].startswith("pkg:deb/"))
+        assert debs == ["bash", "tzdata"]  # not the one removed

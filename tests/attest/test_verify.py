@@ -142,3 +142,18 @@ def test_buildkits_attestation_manifests_in_the_index_are_read(make_client, regi
     assert problems == [
         "linux/amd64's SBOM differs from its lock: typing-extensions 4.12.2 not listed"
     ]
+
+
+def test_an_sbom_that_is_not_json_is_a_problem_not_a_crash(make_client, registry):
+    from matrix.attest.referrers import attach
+    from matrix.attest.sbom import SBOM_MEDIA_TYPE
+
+    client = make_client()
+    ref = parse_reference(f"{registry.host}/attest/broken:1")
+    images, _ = push_platform_images(client, ref, platforms=("linux/amd64",), salt="broken")
+    image = ref.with_digest(images["linux/amd64"])
+    attach(client, image, SBOM_MEDIA_TYPE, b"{not json", SBOM_MEDIA_TYPE)
+
+    (problem,) = platform_problems(client, ref, b"", images, RECORDED)
+
+    assert problem.startswith("linux/amd64 has an attestation that cannot be read (")
