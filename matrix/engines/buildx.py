@@ -141,7 +141,8 @@ class BuildxEngine:
         elif request.push and annotations:
             kwargs["tags"] = list(request.tags)
             index = {f"annotation-index.{k}": v for k, v in request.annotations.items()}
-            multi = len(request.platforms) > 1
+            # An index is pushed for several platforms, and for one with attestations.
+            multi = len(request.platforms) > 1 or request.sbom or request.provenance
             kwargs["output"] = {
                 "type": "image",
                 "push": "true",

@@ -89,6 +89,7 @@ class _DigestSteps:
 
 UPLOAD = "matrix.upload-layout"
 READ_BACK = "matrix.read-back"
+ATTEST = "matrix.attest"
 
 
 class PodmanEngine:
@@ -203,13 +204,23 @@ class PodmanEngine:
 
     def calls(self, request: BuildRequest) -> list[Call]:
         if request.push_by_digest:
-            return self.digest_steps(request).all()
-        return self.steps(request).all()
+            found, left = self.digest_steps(request).all(), 1
+        else:
+            found, left = self.steps(request).all(), len(self.steps(request).cleanup)
+        wanted = [
+            k for k, on in (("an SBOM", request.sbom), ("provenance", request.provenance)) if on
+        ]
+        if (request.push or request.push_by_digest) and wanted:
+            # Before the clean-up: the SBOM reads the local image's dpkg status.
+            found.insert(len(found) - left, Call(ATTEST, (" and ".join(wanted),)))
+        return found
 
     def show(self, call: Call) -> str:
         if call.target == UPLOAD:
             layout, repository = call.args
             return f"# matrix uploads {layout} to {repository} by digest, with no tag"
+        if call.target == ATTEST:
+            return f"# matrix attaches {call.args[0]} to each pushed platform image (OCI referrers)"
         if call.target == READ_BACK:
             return f"# matrix reads {call.args[0]} back from the registry"
         return call.show("podman")

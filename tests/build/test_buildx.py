@@ -321,3 +321,17 @@ def test_pushed_builds_carry_an_sbom_and_max_provenance_in_the_index(tmp_path, r
     (call,) = recorder.calls()
     assert call[call.index("--provenance") + 1] == "mode=max"
     assert "--sbom=true" in call
+
+
+def test_a_one_platform_push_with_attestations_annotates_the_index_it_becomes(tmp_path, recorder):
+    plan, contexts = plan_and_contexts(tmp_path, pythons=["3.11"], flavors=["standard"])
+    (request,) = build_requests(plan, contexts, push=True, platforms=["linux/amd64"], sbom=True)
+    request = dataclasses.replace(
+        request, annotations={"org.opencontainers.image.version": "2.11.5"}
+    )
+
+    engine(tmp_path).build(request, log=lambda line: None)
+
+    (call,) = recorder.calls()
+    output = call[call.index("--output") + 1]
+    assert "annotation-index.org.opencontainers.image.version=2.11.5" in output.split(",")
