@@ -346,7 +346,7 @@ class PodmanEngine:
                     ):
                         if found:
                             log(f"attached the {kind} of {platform} as {found}")
-        except (RegistryError, subprocess.CalledProcessError) as error:
+        except (RegistryError, subprocess.CalledProcessError, ValueError) as error:
             raise BuildFailed(request.key, f"attaching attestations failed: {error}") from None
 
     def _push_argv(self, local_list: str, tag: str) -> list[str]:
