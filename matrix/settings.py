@@ -163,12 +163,22 @@ class BuildSettings:
     labels: Mapping[str, str] = field(default_factory=dict)
     cache_repository: str | None = None
     cache_mode: str = "max"
-    provenance: bool = False
-    sbom: bool = False
+    # None: attached to every image that is pushed (a security reviewer's default);
+    # True or False: as the command line says.
+    provenance: bool | None = None
+    sbom: bool | None = None
     keep_going: bool = False
     source_date_epoch: int | None = None  # $SOURCE_DATE_EPOCH
     # Where an image's bytes come from, resolved when the command starts (image_sources).
     sources: ImageSources | None = None
+
+    @property
+    def attest_provenance(self) -> bool:
+        return self.push or self.push_by_digest if self.provenance is None else self.provenance
+
+    @property
+    def attest_sbom(self) -> bool:
+        return self.push or self.push_by_digest if self.sbom is None else self.sbom
 
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:

@@ -110,9 +110,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     how.add_argument("--cache-mode", choices=("min", "max"), default="max")
     how.add_argument(
-        "--provenance", action="store_true", help="attach a provenance attestation (buildx)"
+        "--provenance",
+        action=argparse.BooleanOptionalAction,
+        help="attach an SLSA provenance statement to every platform image (default: when "
+        "pushing; buildx: mode=max in the index, podman: an OCI referrer)",
     )
-    how.add_argument("--sbom", action="store_true", help="attach an SBOM attestation (buildx)")
+    how.add_argument(
+        "--sbom",
+        action=argparse.BooleanOptionalAction,
+        help="attach an SBOM to every platform image (default: when pushing; buildx: "
+        "BuildKit's SPDX in the index, podman: matrix's CycloneDX as an OCI referrer)",
+    )
     run_group = parser.add_argument_group("running")
     run_group.add_argument(
         "--dry-run",

@@ -21,7 +21,7 @@ platform is listed and the exit code is 1 (2: the check could not be made).
 With --latest or --no-latest the floating tags are judged as publish would write
 them: a hold does not count. Reads manifests only: one GET per image, one HEAD per
 platform image and one HEAD per other tag, and one HEAD per release repository for
-the holds record (a GET where there is one); never a blob unless --sizes.
+the holds record (a GET where there is one); never a blob unless --sizes or --attestations.
 
 --sizes adds each platform image's compressed size (its config and layers, as its
 manifest declares them, what a pull downloads) and its largest layers with the
@@ -32,6 +32,12 @@ not count blob reads as pulls); the release's other checks cost the same as with
 --compare V adds release V's size of each image and platform and the change (V's
 full tags are read too: one GET per image, and per platform a HEAD, a GET and a
 config blob GET); platform images only V has are listed apart.
+
+With --attestations, every platform image must also carry an SBOM and a provenance
+statement (attestation manifests in the index, as buildx writes them, else OCI
+referrers, as matrix attaches them on the podman path), and the SBOM must list the
+Python packages of the lock recorded on the image (io.prefect.matrix.lock-pins) with
+their versions; this reads each platform's documents (a few GETs and blob reads each).
 """
 EPILOG = """\
 examples:
@@ -39,6 +45,7 @@ examples:
   matrix verify --version 2.11.5 --registry 127.0.0.1:5000
   matrix verify --version 3.4.25 --sizes
   matrix verify --version 3.4.25 --compare 3.4.24
+  matrix verify --version 2.11.5 --attestations
 """
 
 
@@ -57,6 +64,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="with --sizes (implied), also each image's size in release V and the change "
         "(V's full tags read too: a GET per image, a HEAD, a GET and a config blob GET "
         "per platform)",
+    )
+    parser.add_argument(
+        "--attestations",
+        action="store_true",
+        help="also check that every platform image has an SBOM listing exactly its lock's "
+        "Python packages and a provenance statement (reads them: a few GETs per platform)",
     )
 
 
@@ -83,7 +96,15 @@ def run(args: argparse.Namespace) -> int:
     with registries.client() as client:
         plan = plan_on_registry(client, loaded, selection, registries.target.host)
         hosts = [registries.target.host, *(m.host for m in registries.mirrors(plan))]
-        checks = list(verify_release(client, plan, hosts, holds=selection.latest is None))
+        checks = list(
+            verify_release(
+                client,
+                plan,
+                hosts,
+                holds=selection.latest is None,
+                attestations=args.attestations,
+            )
+        )
         sizes = None
         if args.sizes or earlier is not None:
             sizes = size_report(client, plan, hosts[0], checks[0].images, earlier)

@@ -54,7 +54,8 @@ class BuildRequest:
     push: bool = False
     push_by_digest: bool = False
     cache: CacheSettings | None = None
-    provenance: bool = False  # off, as Prefect since #8889: no unknown/unknown entries
+    # Attach to each platform image (matrix.attest); readers keep them apart from platforms.
+    provenance: bool = False
     sbom: bool = False
     pull: bool = True
     # Seconds since 1970 every timestamp of the image is set to (the config's

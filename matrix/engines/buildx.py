@@ -115,7 +115,9 @@ class BuildxEngine:
             "labels": dict(request.labels),
             "build_args": dict(request.build_args),
             "pull": request.pull,
-            "provenance": request.provenance,
+            # --provenance mode=max and --sbom=true are --attest type=provenance,mode=max
+            # and --attest type=sbom: attestation manifests in the pushed index.
+            "provenance": {"mode": "max"} if request.provenance else False,
             "sbom": request.sbom,
             "metadata_file": str(self.metadata_path(request)),
             "progress": "plain",  # with stream_logs: lines to show and stderr on failure
@@ -139,7 +141,8 @@ class BuildxEngine:
         elif request.push and annotations:
             kwargs["tags"] = list(request.tags)
             index = {f"annotation-index.{k}": v for k, v in request.annotations.items()}
-            multi = len(request.platforms) > 1
+            # An index is pushed for several platforms, and for one with attestations.
+            multi = len(request.platforms) > 1 or request.sbom or request.provenance
             kwargs["output"] = {
                 "type": "image",
                 "push": "true",

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import secrets
 import shutil
+import subprocess
 from collections import deque
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -89,6 +90,7 @@ class _DigestSteps:
 
 UPLOAD = "matrix.upload-layout"
 READ_BACK = "matrix.read-back"
+ATTEST = "matrix.attest"
 
 
 class PodmanEngine:
@@ -203,13 +205,23 @@ class PodmanEngine:
 
     def calls(self, request: BuildRequest) -> list[Call]:
         if request.push_by_digest:
-            return self.digest_steps(request).all()
-        return self.steps(request).all()
+            found, left = self.digest_steps(request).all(), 1
+        else:
+            found, left = self.steps(request).all(), len(self.steps(request).cleanup)
+        wanted = [
+            k for k, on in (("an SBOM", request.sbom), ("provenance", request.provenance)) if on
+        ]
+        if (request.push or request.push_by_digest) and wanted:
+            # Before the clean-up: the SBOM reads the local image's dpkg status.
+            found.insert(len(found) - left, Call(ATTEST, (" and ".join(wanted),)))
+        return found
 
     def show(self, call: Call) -> str:
         if call.target == UPLOAD:
             layout, repository = call.args
             return f"# matrix uploads {layout} to {repository} by digest, with no tag"
+        if call.target == ATTEST:
+            return f"# matrix attaches {call.args[0]} to each pushed platform image (OCI referrers)"
         if call.target == READ_BACK:
             return f"# matrix reads {call.args[0]} back from the registry"
         return call.show("podman")
@@ -252,6 +264,12 @@ class PodmanEngine:
             for call in steps.pushes:
                 digest = self._push(request, call, digest)
             pushed = self._read_back(request, self.steps(request, digest).read_back, digest)
+            self._attest(
+                request,
+                {str(Platform.from_json(e["platform"])): e["digest"] for e in pushed["manifests"]},
+                dict(zip(request.platforms, steps.builds, strict=True)),
+                log,
+            )
             for call in steps.cleanup:
                 call.invoke(self.client)
         except DockerException as error:
@@ -270,6 +288,7 @@ class PodmanEngine:
 
     def _build_by_digest(self, request: BuildRequest, log: LogSink) -> BuildResult:
         steps = self.digest_steps(request)
+        (platform,) = request.platforms
         layout = self.layout_path(request)
         tail: deque[str] = deque(maxlen=LOG_TAIL)
         shutil.rmtree(layout, ignore_errors=True)
@@ -281,6 +300,7 @@ class PodmanEngine:
             _check_platforms(request, {image_platform(layout)}, "the built image")
             with self._client(request) as client:
                 pushed = push_layout(client, layout, parse_reference(request.repository))
+            self._attest(request, {platform: pushed.digest}, {platform: steps.build}, log)
             steps.cleanup.invoke(self.client)
         except DockerException as error:
             raise _failed(request, error, tail) from None
@@ -295,6 +315,40 @@ class PodmanEngine:
             media_type=pushed.media_type,
             platform_digests={request.platforms[0]: pushed.digest},
         )
+
+    def _attest(
+        self,
+        request: BuildRequest,
+        digests: dict[str, str],
+        builds: dict[str, Call],
+        log: LogSink,
+    ) -> None:
+        """Attach an SBOM and a provenance statement, as asked, to each pushed platform
+        image, read from its local image before the clean-up removes it."""
+        if not (request.sbom or request.provenance):
+            return
+        from matrix.attest.image import attest_image
+
+        try:
+            with self._client(request) as client:
+                for platform, digest in sorted(digests.items()):
+                    attached = attest_image(
+                        client,
+                        self.client_call,
+                        request,
+                        platform,
+                        self.local_image(request, platform),
+                        digest,
+                        [self.show(builds[platform])],
+                    )
+                    for kind, found in (
+                        ("SBOM", attached.sbom),
+                        ("provenance", attached.provenance),
+                    ):
+                        if found:
+                            log(f"attached the {kind} of {platform} as {found}")
+        except (RegistryError, subprocess.CalledProcessError, ValueError) as error:
+            raise BuildFailed(request.key, f"attaching attestations failed: {error}") from None
 
     def _push_argv(self, local_list: str, tag: str) -> list[str]:
         return [
@@ -437,15 +491,7 @@ def _build_call(
 
 
 def _refuse_buildx_only(request: BuildRequest) -> None:
-    wanted = [
-        flag
-        for flag, on in (
-            ("--provenance", request.provenance),
-            ("--sbom", request.sbom),
-            ("a registry cache", request.cache is not None),
-        )
-        if on
-    ]
+    wanted = [flag for flag, on in (("a registry cache", request.cache is not None),) if on]
     if wanted:
         raise UserError(f"the podman engine cannot do {', '.join(wanted)}: use --engine buildx")
 

@@ -127,8 +127,8 @@ def requests_for(
         push_by_digest=build.push_by_digest,
         cache_repository=build.cache_repository,
         cache_mode=build.cache_mode,
-        provenance=build.provenance,
-        sbom=build.sbom,
+        provenance=build.attest_provenance,
+        sbom=build.attest_sbom,
         labels=build.labels,
     )
 

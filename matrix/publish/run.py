@@ -558,12 +558,16 @@ def _copy(
     report: PublishReport,
     progress: Progress,
 ) -> None:
+    from matrix.attest.referrers import copy_referrers
     from matrix.registry import copy
 
     target = reference(step.registry, step.target)
     seen = getattr(there.get(step.key), "digest", None)
     manifest = _as_manifest(images[step.key])
-    copy(client, reference(step.source, step.target), target, manifest, expected={target: seen})
+    source = reference(step.source, step.target)
+    copy(client, source, target, manifest, expected={target: seen})
+    # A mirror serves the images' SBOM and provenance too (attached as referrers).
+    copy_referrers(client, source, target, images[step.key].children.values())
     report.done.add((step.registry, step.target.repository, step.target.tag))
     progress(step.key, "mirror", f"copied to {target}")
 

@@ -21,6 +21,7 @@ from matrix.plan import ImageSpec, Plan, TagTarget
 from matrix.platform import Platform
 from matrix.publish.annotations import REVISION_ANNOTATION, VERSION_ANNOTATION
 from matrix.reference import ImageReference
+from matrix.registry.manifests import is_attestation
 from matrix.versions import parse_version
 
 if TYPE_CHECKING:
@@ -82,10 +83,10 @@ def describe_image(content: bytes, media_type: str, digest: str) -> RemoteImage:
     children = {
         str(Platform.from_json(entry["platform"])): entry["digest"]
         for entry in entries
-        if entry.get("platform") and entry.get("digest")
+        if entry.get("platform") and entry.get("digest") and not is_attestation(entry)
     }
     platforms = frozenset(children)
-    annotations = _annotations(document, entries)
+    annotations = _annotations(document, [e for e in entries if not is_attestation(e)])
     return RemoteImage(digest, platforms, annotations, content, media_type, children)
 
 

@@ -45,6 +45,28 @@ def verify_problems(plan: Plan, state: ReleaseState) -> list[str]:
     return problems
 
 
+def attestation_problems(client, plan: Plan, state: ReleaseState, registry: str) -> list[str]:
+    """What the platform images under the full tags lack of their SBOM and provenance."""
+    from matrix.attest.verify import platform_problems
+    from matrix.reference import ImageReference
+
+    problems = []
+    for spec in plan.images:
+        image = state.images.get(spec.key)
+        if image is None:
+            continue
+        present = {p: d for p, d in image.children.items() if p not in image.missing}
+        found = platform_problems(
+            client,
+            ImageReference(registry, spec.repository),
+            image.content,
+            present,
+            image.annotations,
+        )
+        problems += [f"{spec.full_target} {problem}" for problem in found]
+    return problems
+
+
 def _holders(plan: Plan, state: ReleaseState) -> dict[str, tuple[str, ...]]:
     """Digest or build id -> the full tags holding it: two images of a release never
     share either, so a shared one is a copy of another image under a wrong tag."""
@@ -90,17 +112,21 @@ class RegistryCheck:
 
 
 def verify_release(
-    client, plan: Plan, registries: Sequence[str], *, holds: bool = True
+    client, plan: Plan, registries: Sequence[str], *, holds: bool = True, attestations: bool = False
 ) -> Iterator[RegistryCheck]:
     """Check the first registry, then every mirror against it, one at a time. The first
     check's requests count all the client sent before (reading tags to plan, say).
     ``holds``: floating tags a rollback holds are expected (not when the floating tags
-    were decided by hand, --latest / --no-latest, as publish would then move them)."""
+    were decided by hand, --latest / --no-latest, as publish would then move them).
+    ``attestations``: every platform image must carry an SBOM matching its lock and a
+    provenance statement (`matrix.attest.verify`)."""
     primary: ReleaseState | None = None
     counted = 0
     for host in registries:
         state = read_state(client, plan, host)
         check = RegistryCheck(host, verify_problems(plan, state), images=state.images)
+        if attestations:
+            check.problems += attestation_problems(client, plan, state, host)
         if primary is None:
             primary = state
         else:

@@ -11,7 +11,17 @@ from matrix.reference import ImageReference
 from matrix.registry.client import Manifest, RegistryClient
 from matrix.registry.ensure import RegistrySource, ensure, ensure_content
 from matrix.registry.errors import RegistryError
-from matrix.registry.manifests import OCI_INDEX, Descriptor, Platform, build_index, sha256_digest
+from matrix.registry.manifests import (
+    OCI_INDEX,
+    REFERENCE_DIGEST,
+    Descriptor,
+    Platform,
+    build_index,
+    children,
+    parse_manifest,
+    platform_children,
+    sha256_digest,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +125,7 @@ def assemble_index(
     if not entries:
         raise InvalidReference(f"{target}: an index needs at least one platform manifest")
     heads = client.map(lambda entry: client.head_manifest(target.with_digest(entry[0])), entries)
-    descriptors = []
+    descriptors: list[Descriptor] = []
     for (digest, platform), head in zip(entries, heads, strict=True):
         if head is None:
             raise RegistryError(
@@ -125,16 +135,36 @@ def assemble_index(
                 reference=digest,
             )
         if head.is_index:
-            raise RegistryError(
-                f"is an index, not the image of one platform ({platform})",
-                registry=target.registry,
-                repository=target.repository,
-                reference=digest,
-            )
-        descriptors.append(Descriptor(head.media_type, head.digest, head.size, platform))
+            descriptors += _platform_with_attestations(client, target, digest, platform)
+        else:
+            descriptors.append(Descriptor(head.media_type, head.digest, head.size, platform))
     index = build_index(descriptors, annotations)
     manifest = Manifest(index, OCI_INDEX, sha256_digest(index))
     return ensure(client, RegistrySource(target), [target], manifest, expected=expected)
+
+
+def _platform_with_attestations(
+    client: RegistryClient, target: ImageReference, digest: str, platform: Platform
+) -> list[Descriptor]:
+    """A one-platform build pushed as an index (buildx with attestations): its image,
+    then the attestation manifests that name it, as they go into the merged index."""
+    index = parse_manifest(client.get_manifest(target.with_digest(digest)).content)
+    images = platform_children(index)
+    if len(images) != 1:
+        raise RegistryError(
+            f"is an index of {len(images)} images, not the image of one platform ({platform})",
+            registry=target.registry,
+            repository=target.repository,
+            reference=digest,
+        )
+    (image,) = images
+    image = Descriptor(image.media_type, image.digest, image.size, platform, image.annotations)
+    attestations = [
+        entry
+        for entry in children(index)
+        if entry.is_attestation and entry.annotations.get(REFERENCE_DIGEST) == image.digest
+    ]
+    return [image, *attestations]
 
 
 def _unique_tags(targets: Sequence[ImageReference]) -> list[ImageReference]:

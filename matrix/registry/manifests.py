@@ -21,6 +21,13 @@ MANIFEST_TYPES = frozenset({DOCKER_MANIFEST, OCI_MANIFEST, *INDEX_TYPES})
 # or silently hand back one platform of a manifest list.
 ACCEPT = ", ".join((OCI_INDEX, DOCKER_MANIFEST_LIST, OCI_MANIFEST, DOCKER_MANIFEST))
 
+# BuildKit lists an image's attestations (SBOM, provenance) in its index, one manifest
+# per platform image, with platform unknown/unknown and these annotations: they are
+# not platforms of the image.
+REFERENCE_TYPE = "vnd.docker.reference.type"
+REFERENCE_DIGEST = "vnd.docker.reference.digest"
+ATTESTATION_MANIFEST = "attestation-manifest"
+
 
 @dataclass(frozen=True, slots=True)
 class Descriptor:
@@ -30,6 +37,7 @@ class Descriptor:
     digest: str
     size: int
     platform: Platform | None = field(default=None, compare=False)
+    annotations: dict[str, str] = field(default_factory=dict, compare=False)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Descriptor:
@@ -39,6 +47,7 @@ class Descriptor:
             digest=data["digest"],
             size=int(data["size"]),
             platform=Platform.from_json(platform) if platform else None,
+            annotations=dict(data.get("annotations") or {}),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -49,11 +58,26 @@ class Descriptor:
         }
         if self.platform:
             data["platform"] = self.platform.to_json()
+        if self.annotations:
+            data["annotations"] = dict(sorted(self.annotations.items()))
         return data
+
+    @property
+    def is_attestation(self) -> bool:
+        return is_attestation(self.to_json())
 
     @property
     def is_index(self) -> bool:
         return self.media_type in INDEX_TYPES
+
+
+def is_attestation(entry: dict[str, Any]) -> bool:
+    """Whether an index entry is an attestation manifest rather than a platform's image."""
+    annotations = entry.get("annotations") or {}
+    if annotations.get(REFERENCE_TYPE) == ATTESTATION_MANIFEST:
+        return True
+    platform = entry.get("platform") or {}
+    return platform.get("os") == "unknown" and platform.get("architecture") == "unknown"
 
 
 def sha256_digest(content: bytes) -> str:
@@ -80,8 +104,13 @@ def parse_manifest(content: bytes) -> dict[str, Any]:
 
 
 def children(index: dict[str, Any]) -> list[Descriptor]:
-    """The manifests an index or manifest list names."""
+    """The manifests an index or manifest list names, attestation manifests included."""
     return [Descriptor.from_json(entry) for entry in index.get("manifests") or []]
+
+
+def platform_children(index: dict[str, Any]) -> list[Descriptor]:
+    """The platform images an index names: not its attestation manifests."""
+    return [entry for entry in children(index) if not entry.is_attestation]
 
 
 def blobs(manifest: dict[str, Any]) -> list[Descriptor]:

@@ -302,3 +302,36 @@ def test_base_mirror_settings_command_line_then_environment_then_config():
     }
     assert base_mirrors([], environ, configured).mirrors == {"docker.io": "env.example:5000"}
     assert base_mirrors([], {}, configured).mirrors == {"docker.io": "config.example"}
+
+
+def test_pushed_builds_carry_an_sbom_and_max_provenance_in_the_index(tmp_path, recorder):
+    from matrix.settings import BuildSettings
+
+    settings = BuildSettings(push=True)
+    assert (settings.attest_sbom, settings.attest_provenance) == (True, True)
+    assert not BuildSettings().attest_sbom  # a local build has nothing to attach to
+    assert not BuildSettings(push=True, sbom=False).attest_sbom  # --no-sbom
+    plan, contexts = plan_and_contexts(tmp_path, pythons=["3.11"], flavors=["standard"])
+    (request,) = build_requests(
+        plan, contexts, push=True, provenance=settings.attest_provenance, sbom=settings.attest_sbom
+    )
+
+    engine(tmp_path).build(request, log=lambda line: None)
+
+    (call,) = recorder.calls()
+    assert call[call.index("--provenance") + 1] == "mode=max"
+    assert "--sbom=true" in call
+
+
+def test_a_one_platform_push_with_attestations_annotates_the_index_it_becomes(tmp_path, recorder):
+    plan, contexts = plan_and_contexts(tmp_path, pythons=["3.11"], flavors=["standard"])
+    (request,) = build_requests(plan, contexts, push=True, platforms=["linux/amd64"], sbom=True)
+    request = dataclasses.replace(
+        request, annotations={"org.opencontainers.image.version": "2.11.5"}
+    )
+
+    engine(tmp_path).build(request, log=lambda line: None)
+
+    (call,) = recorder.calls()
+    output = call[call.index("--output") + 1]
+    assert "annotation-index.org.opencontainers.image.version=2.11.5" in output.split(",")

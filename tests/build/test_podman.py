@@ -87,17 +87,9 @@ def test_push_by_digest_goes_through_a_layout_and_writes_no_tag():
     ]
 
 
-@pytest.mark.parametrize(
-    ("change", "named"),
-    [
-        ({"provenance": True}, "--provenance"),
-        ({"sbom": True}, "--sbom"),
-        ({"cache": CacheSettings(("r/c:x",))}, "a registry cache"),
-    ],
-)
-def test_buildx_only_features_are_refused(change, named):
-    request = BuildRequest(**{**REQUEST.__dict__, **change})
-    with pytest.raises(UserError, match=f"cannot do {named}: use --engine buildx"):
+def test_a_registry_cache_is_refused():
+    request = BuildRequest(**{**REQUEST.__dict__, "cache": CacheSettings(("r/c:x",))})
+    with pytest.raises(UserError, match="cannot do a registry cache: use --engine buildx"):
         PodmanEngine(Path("/work")).calls(request)
 
 
@@ -141,3 +133,16 @@ def test_mirror_alone_writes_a_registries_conf(tmp_path):
     engine._write_registries_conf(request)
     assert "mirror.example:5000" in (tmp_path / "registries.conf").read_text()
     assert "insecure" not in (tmp_path / "registries.conf").read_text()
+
+
+def test_a_dry_run_shows_the_attestations_attached_before_the_clean_up():
+    engine = PodmanEngine(Path("/work"), tls_verify=False, run_id="r1")
+    request = BuildRequest(
+        **{**REQUEST.__dict__, "push_by_digest": True, "platforms": ("linux/arm64",), "tags": ()}
+    )
+    request = BuildRequest(**{**request.__dict__, "sbom": True, "provenance": True})
+    shown = [engine.show(call) for call in engine.calls(request)]
+    assert shown[-2:] == [
+        "# matrix attaches an SBOM and provenance to each pushed platform image (OCI referrers)",
+        "podman.image.remove(['localhost/matrix/scratch-python3.12:r1-linux-arm64'])",
+    ]

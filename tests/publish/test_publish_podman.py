@@ -70,6 +70,9 @@ def test_publish_with_podman_then_rerun_writes_nothing(
     }
     assert main(["verify", *common]) == 0
     assert "2 images and 10 tags as planned" in capsys.readouterr().out
+    # publish attached an SBOM and a provenance statement to every platform image
+    assert main(["verify", *common, "--attestations"]) == 0, capsys.readouterr().out
+    capsys.readouterr()
 
     code = main(
         [
