@@ -69,7 +69,8 @@ def measure(folder: Path, host: str, pythons: list[str], n: int) -> None:
     plan = plan_release(loaded, "2.11.5", commit="a597971f7156", latest=True)
     with RegistryClient() as client:
 
-        def build(spec):
+        def build(spec, replacing=None):
+            assert replacing is None, "the benchmark publishes a new release"
             push_index(
                 client,
                 reference(host, spec.full_target),

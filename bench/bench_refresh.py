@@ -97,7 +97,8 @@ def publish_lines(client: RegistryClient, path: Path, host: str, n: int, lines: 
         )
         inputs = {key: found.to_record() for key, found in gathered.items()}
 
-        def build(spec, plan=plan, inputs=inputs):
+        def build(spec, replacing=None, plan=plan, inputs=inputs):
+            assert replacing is None, "each line's release is new"
             push_index(
                 client,
                 reference(host, spec.full_target),

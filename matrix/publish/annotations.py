@@ -26,6 +26,9 @@ BUILD_INPUTS_ANNOTATION = "io.prefect.matrix.build-inputs"
 # When a lock was resolved as of, and the pins it holds per platform (matrix.lock).
 RESOLVED_AS_OF = "io.prefect.matrix.resolved-as-of"
 PINS_ANNOTATION = "io.prefect.matrix.lock-pins"
+# On a rebuild that replaced a released image under its full tag: the digest it
+# replaced, which stays pullable by digest; each rebuild names the one before it.
+REPLACES_ANNOTATION = "io.prefect.matrix.replaces"
 
 
 def annotations_for(

@@ -2,7 +2,9 @@
 
 `matrix build` builds a release's images as its settings say; publish and refresh
 get an ``ImageBuilder`` from here that puts one image under its full tag, either
-built by an engine or merged from the digests the build jobs recorded.
+built by an engine or merged from the digests the build jobs recorded. An image that
+replaces a released one (a refresh, --force-republish) is pushed by digest alone:
+the full tag moves to it only once the run has verified it.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from matrix.errors import BuildError, UserError
-from matrix.publish.annotations import annotations_for, with_build_id
+from matrix.publish.annotations import REPLACES_ANNOTATION, annotations_for, with_build_id
 
 if TYPE_CHECKING:
     from matrix.buildid import InputsRecord
@@ -219,7 +221,23 @@ def engine_builder(
         )
 
 
-def build_nothing(spec: ImageSpec) -> None:
+class _ChangedLock(UserError):
+    """A rebuild would install other Python packages than the image it replaces."""
+
+    def __init__(self, key: str, changes: list[str], as_of: datetime) -> None:
+        from matrix.lock import format_as_of
+
+        more = f" (and {len(changes) - 1} more)" if len(changes) > 1 else ""
+        super().__init__(
+            f"refusing to rebuild {key}: resolved as of {format_as_of(as_of)} again, "
+            f"its lock now differs from the published image's ({changes[0]}{more}); the "
+            "package index answers otherwise than it did (a yanked or a late file). A "
+            "rebuild keeps every Python package: rerun with --re-resolve to take new ones "
+            "on purpose"
+        )
+
+
+def build_nothing(spec: ImageSpec, replacing: str | None = None) -> str | None:
     """The builder of a dry run."""
     raise AssertionError(f"a dry run builds nothing, not {spec.key}")
 
@@ -242,9 +260,13 @@ def _engine_builder(
     rendered = render_contexts(plan, loaded, build.workdir / "contexts", build, recorded)
     for context in rendered:
         found = earlier.get(context.key)
-        if found is not None and context.lock is not None:
-            for change in changed_pins(found.annotations, context.lock):
-                _progress(f"{context.key} lock {change}")
+        if found is None or context.lock is None:
+            continue
+        changes = changed_pins(found.annotations, context.lock)
+        if changes and not build.image_sources.re_resolve:
+            raise _ChangedLock(context.key, changes, context.lock.as_of)
+        for change in changes:
+            _progress(f"{context.key} lock {change}")
     contexts = {context.key: context.path for context in rendered}
     inputs = plan_inputs(client, plan, contexts, build)
     if not engine:
@@ -252,22 +274,55 @@ def _engine_builder(
     builder = make_engine(build, registries, client)
     builder.prepare()
 
-    def build_image(spec: ImageSpec) -> None:
+    def build_image(spec: ImageSpec, replacing: str | None = None) -> str | None:
         single = replace(plan, images=(spec,))
         (request,) = requests_for(
             single, {spec.key: contexts[spec.key]}, replace(build, push=True), registry
         )
-        # The full tag only: sha and floating tags follow once every image is verified.
         (request,) = _with_lock_annotations([request], rendered, build.source_date_epoch)
-        request = replace(request, tags=(f"{registry}/{spec.full_target}",))
         request = with_build_id(plan, spec, request, inputs[spec.key])
         try:
-            builder.build(request, lambda line: None)
+            if replacing is not None:
+                return _build_untagged(client, builder, request, spec, registry, replacing)
+            # The full tag only: sha and floating tags follow once every image is verified.
+            builder.build(replace(request, tags=(f"{registry}/{spec.full_target}",)), _quiet)
         except BuildFailed as error:
             tail = " | ".join(error.log_tail[-3:])
             raise BuildError(f"build of {error}{f' ({tail})' if tail else ''}") from None
+        return None
 
     return build_image, inputs
+
+
+def _quiet(line: str) -> None:
+    """An engine's build log, unshown: publish reports by phase, a failure its tail."""
+
+
+def _build_untagged(
+    client: RegistryClient,
+    builder,
+    request: BuildRequest,
+    spec: ImageSpec,
+    registry: str,
+    replacing: str,
+) -> str:
+    """Build ``request`` one platform at a time, each pushed by digest, then push their
+    index by digest too, annotated with the image it is to replace; its digest. No
+    tag names it yet."""
+    from matrix.publish.state import reference
+    from matrix.registry import assemble_index
+
+    entries = []
+    for platform in request.platforms:
+        one = replace(request, platforms=(platform,), tags=(), push_by_digest=True)
+        entries.append((builder.build(one, _quiet).platform_digests[platform], platform))
+    return assemble_index(
+        client,
+        reference(registry, spec.full_target),
+        entries,
+        annotations={**request.annotations, REPLACES_ANNOTATION: replacing},
+        untagged=True,
+    )
 
 
 def digest_merger(
@@ -288,7 +343,7 @@ def digest_merger(
     found = read_digests(folder)
     inputs = image_inputs(found, plan, folder)
 
-    def merge(spec: ImageSpec) -> None:
+    def merge(spec: ImageSpec, replacing: str | None = None) -> str | None:
         entries = []
         for platform in spec.platforms:
             record = found.get((spec.key, platform))
@@ -299,15 +354,14 @@ def digest_merger(
                 )
             entries.append((record.digest, platform))
         target = reference(registry, spec.full_target)
+        annotations = annotations_for(plan, spec, inputs.get(spec.key))
+        if replacing is not None:
+            annotations[REPLACES_ANNOTATION] = replacing
+            return assemble_index(client, target, entries, annotations=annotations, untagged=True)
         expected = None
         if observed is not None:
             expected = {target: getattr(observed.get(spec.key), "digest", None)}
-        assemble_index(
-            client,
-            target,
-            entries,
-            annotations=annotations_for(plan, spec, inputs.get(spec.key)),
-            expected=expected,
-        )
+        assemble_index(client, target, entries, annotations=annotations, expected=expected)
+        return None
 
     return merge, inputs

@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 from packaging.version import Version
 
@@ -73,7 +73,15 @@ class ReleaseIncomplete(Refusal):
 
 
 Progress = Callable[[str, str, str], None]  # (image key or "release", phase, message)
-ImageBuilder = Callable[[ImageSpec], None]  # puts one image under its full tag
+
+
+class ImageBuilder(Protocol):
+    """Builds and pushes one image of the plan to the primary registry. A new image goes
+    under its full tag (None is returned). One that replaces ``replacing``, the digest
+    its full tag names now, is pushed by digest alone and that digest returned: the
+    full tag moves to it only once the run has verified it."""
+
+    def __call__(self, spec: ImageSpec, replacing: str | None = None) -> str | None: ...
 
 
 def quiet(key: str, phase: str, message: str) -> None:
@@ -274,7 +282,7 @@ def promote(
     mirror; every image must be complete in all of them first. Floating tags moved
     back behind the newest release of their line are held there, by ``by``."""
 
-    def refuse(spec: ImageSpec) -> None:
+    def refuse(spec: ImageSpec, replacing: str | None = None) -> str | None:
         raise AssertionError(f"promote builds nothing, not {spec.key}")
 
     return publish(
@@ -378,11 +386,15 @@ def apply(
     report: PublishReport,
     progress: Progress = quiet,
 ) -> None:
-    """Content (builds, then copies to each mirror), verify each registry, then tags."""
+    """Content (builds, then copies to each mirror), verify each registry, then tags.
+    An image that replaces another is put in each registry by digest, and its full tag
+    moves to it with the other tags, once every registry is verified."""
     primary, *mirrors = observation.registries
     specs = {spec.key: spec for spec in plan.images}
     built = [s for s in decision.steps if isinstance(s, Build)]
     observed = observation.states[primary].images
+    # registry -> image key -> the digest pushed untagged, to replace what its full tag names
+    staged: dict[str, dict[str, str]] = {registry: {} for registry in observation.registries}
     for step in built:
         spec = specs[step.key]
         seen = getattr(observed.get(spec.key), "digest", None)
@@ -391,21 +403,33 @@ def apply(
             continue
         progress(spec.key, "build", f"building {', '.join(spec.platforms)}")
         try:
-            build_image(spec)
+            digest = build_image(spec, seen)
         except Overtaken as error:
             _adopt(spec.key, error.target, error.now, progress)
             continue
-        report.done.add((primary, step.target.repository, step.target.tag))
-        progress(spec.key, "build", f"pushed {reference(primary, step.target)}")
-    images = {primary: _verify(client, plan, primary, observation, bool(built), progress)}
+        if digest is None:
+            report.done.add((primary, step.target.repository, step.target.tag))
+            progress(spec.key, "build", f"pushed {reference(primary, step.target)}")
+        else:
+            staged[primary][spec.key] = digest
+            progress(spec.key, "build", f"pushed {primary}/{spec.repository}@{digest}")
+    images = {primary: _verify(client, plan, primary, observation, bool(built), progress, staged)}
     for mirror in mirrors:
         copies = [s for s in decision.steps if isinstance(s, Copy) and s.registry == mirror]
         there = observation.states[mirror].images
         client.map(
-            lambda step, there=there: _copy(client, step, images[primary], there, report, progress),
+            lambda step, there=there, mirror=mirror: _copy(
+                client, step, images[primary], there, report, progress, staged[mirror]
+            ),
             copies,
         )
-        images[mirror] = _verify(client, plan, mirror, observation, bool(copies), progress)
+        images[mirror] = _verify(client, plan, mirror, observation, bool(copies), progress, staged)
+    # Every registry holds every image verified: the replaced images' full tags move
+    # first, so the sha and floating tags below never name an image its full tag does not.
+    for registry, replacing in staged.items():
+        _move_full_tags(
+            client, plan, registry, replacing, images[registry], observation, report, progress
+        )
     # Every registry holds the complete release: only now may floating tags move. A
     # rollback is recorded before its tags move back, and a hold cleared before they
     # move forward, so a run stopped in between leaves nothing a rerun would undo.
@@ -462,12 +486,19 @@ def _settled(change: Change, images: Mapping[str, Mapping[str, RemoteImage]]) ->
 
 
 def _verify(
-    client, plan: Plan, registry: str, observation: Observation, written: bool, progress: Progress
+    client,
+    plan: Plan,
+    registry: str,
+    observation: Observation,
+    written: bool,
+    progress: Progress,
+    staged: Mapping[str, Mapping[str, str]],
 ) -> dict[str, RemoteImage]:
-    """The full tags afresh when something was written to them, else as observed; raise
-    ReleaseIncomplete unless each is as planned."""
+    """The full tags afresh when something was written to them, else as observed, and
+    the images ``staged`` to replace theirs; raise ReleaseIncomplete unless each is as
+    planned."""
     state = observation.states[registry]
-    images = read_images(client, plan, registry) if written else state.images
+    images = read_images(client, plan, registry, staged[registry]) if written else state.images
     problems = verify_problems(plan, ReleaseState(images, {}))
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
@@ -477,6 +508,40 @@ def _verify(
         )
     progress("release", "verify", f"{len(plan.images)} images complete on {registry}")
     return images  # type: ignore[return-value]  # none is None once verified
+
+
+def _move_full_tags(
+    client,
+    plan: Plan,
+    registry: str,
+    replacing: Mapping[str, str],
+    images: Mapping[str, RemoteImage],
+    observation: Observation,
+    report: PublishReport,
+    progress: Progress,
+) -> None:
+    """Point the full tag of each image in ``replacing`` (pushed by digest, verified) at
+    it, unless another writer moved the tag since the run read it. The image it
+    replaces stays in the repository, pullable by its digest."""
+    from matrix.registry import RegistrySource, ensure
+
+    specs = {spec.key: spec for spec in plan.images}
+    was = observation.states[registry].images
+
+    def move(key: str) -> None:
+        target = reference(registry, specs[key].full_target)
+        image = images[key]
+        ensure(
+            client,
+            RegistrySource(target.with_digest(image.digest)),
+            [target],
+            _as_manifest(image),
+            expected={target: getattr(was.get(key), "digest", None)},
+        )
+        report.done.add((registry, target.repository, target.tag))
+        progress(key, "promote", f"move {target} -> {image.digest}")
+
+    client.map(move, list(replacing))
 
 
 def _refuse_diverged_mirrors(
@@ -557,18 +622,26 @@ def _copy(
     there: Mapping[str, RemoteImage | None],
     report: PublishReport,
     progress: Progress,
+    staged: dict[str, str],
 ) -> None:
+    """Copy the primary's image to the mirror: under the full tag when it names
+    nothing, else by digest (``staged``), for the tag to move once verified."""
     from matrix.attest.referrers import copy_referrers
     from matrix.registry import copy
 
+    image = images[step.key]
     target = reference(step.registry, step.target)
     seen = getattr(there.get(step.key), "digest", None)
-    manifest = _as_manifest(images[step.key])
-    source = reference(step.source, step.target)
-    copy(client, source, target, manifest, expected={target: seen})
+    source = reference(step.source, step.target).with_digest(image.digest)
+    if seen is None:
+        copy(client, source, target, _as_manifest(image), expected={target: seen})
+        report.done.add((step.registry, step.target.repository, step.target.tag))
+    else:
+        target = target.with_digest(image.digest)
+        copy(client, source, target, _as_manifest(image))
+        staged[step.key] = image.digest
     # A mirror serves the images' SBOM and provenance too (attached as referrers).
-    copy_referrers(client, source, target, images[step.key].children.values())
-    report.done.add((step.registry, step.target.repository, step.target.tag))
+    copy_referrers(client, source, target, image.children.values())
     progress(step.key, "mirror", f"copied to {target}")
 
 

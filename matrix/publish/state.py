@@ -110,13 +110,20 @@ def read_image(client, ref: ImageReference) -> RemoteImage:
     return describe_image(manifest.content, manifest.media_type, manifest.digest)
 
 
-def read_images(client, plan: Plan, registry: str) -> dict[str, RemoteImage | None]:
-    """Every image's full tag: one GET each (a 404 is simply absent), and one HEAD per
+def read_images(
+    client, plan: Plan, registry: str, at: Mapping[str, str] | None = None
+) -> dict[str, RemoteImage | None]:
+    """Every image's full tag, or the digest ``at`` names for its key (an image still
+    to go under its full tag): one GET each (a 404 is simply absent), and one HEAD per
     platform manifest its index names."""
     from matrix.registry import RegistryError
 
+    at = at or {}
+
     def full_image(spec: ImageSpec) -> RemoteImage | None:
         ref = reference(registry, spec.full_target)
+        if spec.key in at:
+            ref = ref.with_digest(at[spec.key])
         try:
             image = read_image(client, ref)
         except RegistryError as error:

@@ -114,10 +114,12 @@ def assemble_index(
     *,
     annotations: dict[str, str] | None = None,
     expected: Mapping[ImageReference, str | None] | None = None,
+    untagged: bool = False,
 ) -> str:
     """Push an OCI index naming each platform's manifest (already in ``target``'s
     repository) under ``target``, with ``annotations`` on the index; its digest.
-    ``expected``: as for `ensure`."""
+    ``expected``: as for `ensure`. ``untagged``: pushed by its digest alone, in
+    ``target``'s repository, for a tag to name once it is verified."""
     entries = [
         (digest, platform if isinstance(platform, Platform) else Platform.parse(platform))
         for digest, platform in entries
@@ -140,6 +142,8 @@ def assemble_index(
             descriptors.append(Descriptor(head.media_type, head.digest, head.size, platform))
     index = build_index(descriptors, annotations)
     manifest = Manifest(index, OCI_INDEX, sha256_digest(index))
+    if untagged:
+        target = target.with_digest(manifest.digest)
     return ensure(client, RegistrySource(target), [target], manifest, expected=expected)
 
 

@@ -74,6 +74,12 @@ def test_refresh_after_a_base_change_keeps_the_lock(
         # Re-resolving on purpose: the dry run names the package that would change.
         assert main([*publish, "--refresh", "--re-resolve", "--dry-run"]) == 0
         shown = capsys.readouterr().err
+        # The index now answers otherwise for the recorded date (a file uploaded late,
+        # say): a rebuild would change a Python package, and is refused.
+        index.add(make_wheel(tmp_path / "late", "dep", "1.5"), datetime(2023, 6, 1, tzinfo=UTC))
+        assert main([*publish, "--refresh"]) == 2
+        refused = capsys.readouterr().err.strip().splitlines()[-1]
+        third = read_image(make_client(), full)
     finally:
         index.stop()
     assert first[RESOLVED_AS_OF] == second[RESOLVED_AS_OF] == "2023-08-24T20:02:09Z"
@@ -85,3 +91,6 @@ def test_refresh_after_a_base_change_keeps_the_lock(
     assert set(before["context"]) == {"install/requirements-amd64.lock"}
     assert "locked-python3.11 lock linux/amd64: dep 1.0 -> 2.0" in shown
     assert PINS_ANNOTATION in second
+    assert refused.startswith("matrix: error: refusing to rebuild locked-python3.11:")
+    assert "linux/amd64: dep 1.0 -> 1.5" in refused and "--re-resolve" in refused
+    assert third.annotations == second  # nothing moved

@@ -52,17 +52,19 @@ def release(tmp_path, registry, make_client):
             return plan_release(loaded, version, commit=COMMITS[version], **kwargs)
 
         def builder(self, plan, fail_on=()):
-            def build(spec):
+            def build(spec, replacing=None):
                 if spec.key in fail_on:
                     raise RuntimeError(f"build of {spec.key} failed")
                 built.append(f"{plan.version}/{spec.key}")
-                push_index(
+                pushed = push_index(
                     client,
                     reference(self.host, spec.full_target),
                     spec.platforms,
                     salt=f"{plan.version} {spec.key}",
                     annotations=annotations_for(plan, spec),
+                    untagged=replacing is not None,
                 )
+                return pushed.digest if replacing else None
 
             return build
 

@@ -11,6 +11,8 @@ from pathlib import Path
 from matrix.cli import main
 from matrix.engines import BuildRequest
 from matrix.engines.podman import PodmanEngine
+from matrix.publish.annotations import REPLACES_ANNOTATION
+from matrix.publish.state import read_image
 from matrix.reference import ImageReference
 from matrix.registry import retag
 from tests.conftest import BASIC_USERS
@@ -68,7 +70,9 @@ class Based:
         return tags_of(ImageReference(host or self.host, self.repository))
 
 
-def test_refresh_rebuilds_exactly_the_images_on_a_moved_base(tmp_path, registry, podman, capsys):
+def test_refresh_rebuilds_exactly_the_images_on_a_moved_base(
+    make_client, tmp_path, registry, podman, capsys
+):
     based = Based(tmp_path, registry.host)
     based.push_base("a", "base a, first", tmp_path)
     based.push_base("b", "base b, first", tmp_path)
@@ -111,6 +115,17 @@ def test_refresh_rebuilds_exactly_the_images_on_a_moved_base(tmp_path, registry,
     # Floating tags moved only once every image was rebuilt and verified.
     phases = [line.split("]", 1)[1].split()[0] for line in log if line.startswith("[")]
     assert phases.index("promote") > max(i for i, p in enumerate(phases) if p == "build")
+    # The rebuilt image was pushed by digest; its full tag moved to it once verified,
+    # before any tag that follows it. The image it replaced stays pullable by digest,
+    # and the new one names it.
+    promoted = [line for line in log if "] promote " in line]
+    assert f":{STANDARD} -> {after[STANDARD]}" in promoted[0]
+    assert phases.index("verify") < phases.index("promote")
+    client = make_client()
+    old = ImageReference(registry.host, based.repository, None, before[STANDARD])
+    assert client.get_manifest(old).digest == before[STANDARD]
+    new = read_image(client, ImageReference(registry.host, based.repository, STANDARD))
+    assert new.annotations[REPLACES_ANNOTATION] == before[STANDARD]
     (done,) = json.loads(report.read_text())
     rebuilt = [c for c in done["changes"] if c["tag"] == STANDARD]
     assert rebuilt[0]["action"] == "move" and "base:a linux/arm64" in rebuilt[0]["reason"]
@@ -167,12 +182,13 @@ def test_a_refresh_killed_before_promote_is_finished_by_the_next(
     before = based.tags()
     based.push_base("a", "base a, with security fixes", tmp_path)
 
-    # Through the proxy, sha and floating tags are held back; kill once verified.
+    # Through the proxy, sha and floating tags are held back; kill once the verified
+    # image's full tag has moved to it.
     through_proxy = ["--config", str(based.config), "--registry", fault_proxy.host]
     fault_proxy.fail(503, method="PUT", path=r"/manifests/(sha-|1\.2-|1-)", times=10_000)
     kill_when(
         ["refresh", "--yes", *through_proxy, *based.engine],
-        lambda lines: count_lines("verify  ", lines) >= 1,
+        lambda lines: count_lines("promote", lines, f":{STANDARD} -> sha256:") >= 1,
     )
     killed = based.tags()
     assert killed[STANDARD] != before[STANDARD]  # rebuilt, but nothing follows it yet
@@ -240,6 +256,27 @@ def test_a_refresh_that_reached_only_the_primary_is_finished_on_the_mirror(
 
 def test_refresh_with_no_release_in_the_registry_says_so(tmp_path, registry, capsys):
     based = Based(tmp_path, registry.host)
+    assert main(["refresh", "--dry-run", *based.common, *based.engine]) == 2
+    (error,) = capsys.readouterr().err.splitlines()
+    assert error.startswith("matrix: error: no release of") and "to refresh" in error
+
+
+def test_refresh_takes_the_supported_lines_of_versions_toml(tmp_path, registry, podman, capsys):
+    based = Based(tmp_path, registry.host)
+    based.push_base("a", "base a, first", tmp_path)
+    based.push_base("b", "base b, first", tmp_path)
+    assert based.publish("--yes") == 0, capsys.readouterr().err
+    text = based.config.read_text()
+    # 1.2 is in this registry; 7.x is not (yet): it is passed over.
+    based.config.write_text(f'supported = ["1.2", "7.x"]\n{text}')
+    capsys.readouterr()
+    assert main(["refresh", "--dry-run", "--format", "json", *based.common, *based.engine]) == 0
+    assert [r["version"] for r in json.loads(capsys.readouterr().out)] == ["1.2.3"]
+    # A line named on the command line must have a release.
+    lines = ["--lines", "7.x"]
+    assert main(["refresh", "--dry-run", *lines, *based.common, *based.engine]) == 2
+    assert "no final release of line 7.x" in capsys.readouterr().err
+    based.config.write_text(f'supported = ["7.x"]\n{text}')
     assert main(["refresh", "--dry-run", *based.common, *based.engine]) == 2
     (error,) = capsys.readouterr().err.splitlines()
     assert error.startswith("matrix: error: no release of") and "to refresh" in error

@@ -321,7 +321,8 @@ def published(tmp_path, registry, make_client, repo, monkeypatch):
     plan = plan_release(load_config(path), "2.11.5", commit=COMMIT, latest=True)
     client = make_client()
 
-    def build(spec):
+    def build(spec, replacing=None):
+        assert replacing is None, "a first publish replaces nothing"
         target = reference(registry.host, spec.full_target)
         push_index(client, target, spec.platforms, annotations=annotations_for(plan, spec))
 

@@ -27,11 +27,17 @@ def push_index(
     platforms=PLATFORMS,
     salt: str = "",
     annotations: dict[str, str] | None = None,
+    untagged: bool = False,
 ) -> PushedImage:
-    """Push one small image per platform and an OCI index naming them to ``ref``."""
+    """Push one small image per platform and an OCI index naming them to ``ref`` (to
+    its repository by digest alone, if ``untagged``)."""
     children, blobs = push_platform_images(client, ref, platforms, salt=f"{ref} {salt}")
     index = assemble_index(
-        client, ref, list(zip(children.values(), children, strict=True)), annotations=annotations
+        client,
+        ref,
+        list(zip(children.values(), children, strict=True)),
+        annotations=annotations,
+        untagged=untagged,
     )
     return PushedImage(index, children, frozenset(blobs))
 
