@@ -327,10 +327,21 @@ class Config(_Strict):
     # from instead ("docker.io=mirror:5000"); the command line and environment win.
     index_url: str | None = None
     base_mirrors: list[str] = []
+    # The release lines a refresh rebuilds on a patched base unless told --lines: X.Y
+    # is that minor's newest final release, X.x the newest minor of major X.
+    supported: list[str] = []
     defaults: LineSettings = LineSettings()
     images: dict[str, ImageConfig] = Field(min_length=1)
     flavors: dict[str, FlavorConfig] = Field(min_length=1)
     lines: list[LineConfig] = Field(min_length=1)
+
+    @field_validator("supported")
+    @classmethod
+    def _supported(cls, value: list[str]) -> list[str]:
+        from matrix.versions import parse_lines
+
+        parse_lines(",".join(value))
+        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> Config:

@@ -129,15 +129,18 @@ def parse_lines(text: str | None) -> list[LineSelector]:
 
 
 def newest_of_lines(
-    known: Iterable[Version], selectors: Iterable[LineSelector] = ()
+    known: Iterable[Version], selectors: Iterable[LineSelector] = (), *, missing_ok: bool = False
 ) -> list[Version]:
     """The newest final release of each selected line, oldest first; with no selector,
-    the newest minor line of every major among ``known``."""
+    the newest minor line of every major among ``known``. A line with no release is
+    an error, or passed over if ``missing_ok``."""
     finals = [v for v in known if kind(v) is Kind.FINAL]
     wanted = list(selectors) or [(major, None) for major in sorted({v.major for v in finals})]
     chosen: set[Version] = set()
     for major, minor in wanted:
         newest = newest_final(finals, major, minor)
+        if newest is None and missing_ok:
+            continue
         if newest is None:
             line = f"{major}.{'x' if minor is None else minor}"
             raise VersionError(f"no final release of line {line} is known")

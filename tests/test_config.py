@@ -206,6 +206,11 @@ def test_a_config_file_can_be_given_and_its_templates_are_beside_it(tmp_path):
             r"its tag",
         ),
         (
+            'supported = ["2.20", "3.x"]',
+            'supported = ["2.20", "3"]',
+            r":(\d+): supported: invalid line '3': expected X\.Y \(2\.20\) or X\.x \(3\.x\)",
+        ),
+        (
             '    "3.2.15.dev5", ',
             '    "3.2.15-dev5x", ',
             r"images\.prefect-client\.not_on_index\[0\]: invalid version '3\.2\.15-dev5x'",

@@ -747,3 +747,45 @@ def test_the_catch_up_lists_what_the_registry_lacks_until_it_is_published(
         assert missing_job(release_workflow, tmp_path / "run-5", prefect, missing) == ([], 0)
     finally:
         index.stop()
+
+
+# --- release-images.yml: the refresh on a patched base ---------------------------------
+
+
+def test_the_schedule_rebuilds_a_supported_release_once_its_base_has_fixes(
+    release_workflow, registry, podman, tmp_path
+):
+    from tests.publish.test_refresh import FLOATING, STANDARD, Based
+
+    based = Based(tmp_path, registry.host)
+    based.push_base("a", "base a, first", tmp_path)
+    based.push_base("b", "base b, first", tmp_path)
+    assert based.publish("--yes") == 0
+    local = [*based.common, *based.engine]
+    schedule = {"github": {"event_name": "schedule"}}
+
+    def stale(run: str) -> tuple[list[dict], int, str]:
+        runner = Runner(tmp_path / run, matrix_args=local)
+        step = step_by_id(release_workflow, "refreshable", "stale")
+        process, outputs, _ = runner.run(step, schedule)
+        assert process.returncode == 0, process.stdout + process.stderr
+        return json.loads(outputs["releases"])["include"], int(outputs["count"]), process.stderr
+
+    assert stale("run-1")[:2] == ([], 0)
+    before = based.tags()
+    based.push_base("a", "base a, with security fixes", tmp_path)
+    include, count, shown = stale("run-2")
+    assert include == [{"version": "1.2.3", "line": "1.2"}] and count == 1
+    assert f"{based.repository}:{STANDARD}: inputs changed: base " in shown
+
+    # The refresh job of that release, as the matrix hands it its line.
+    runner = Runner(tmp_path / "run-3", matrix_args=local)
+    step = step_by_id(release_workflow, "refresh", "refresh")
+    process, _, _ = runner.run(step, schedule | {"matrix": include[0]})
+    assert process.returncode == 0, process.stdout + process.stderr
+    after = based.tags()
+    assert after[STANDARD] != before[STANDARD]
+    assert {after[tag] for tag in FLOATING} == {after[STANDARD]}
+    (report,) = json.loads((tmp_path / "run-3" / "refresh-report.json").read_text())
+    assert report["version"] == "1.2.3" and report["writes"] == 5
+    assert stale("run-4")[:2] == ([], 0)

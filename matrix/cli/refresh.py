@@ -9,13 +9,15 @@ from matrix.cli import options
 HELP = "rebuild the images of each line's newest release whose inputs changed (a new base)"
 DESCRIPTION = """\
 Images of supported releases go stale when their base image gets security fixes.
-For the newest final release of each selected line, refresh works out every
-image's build id (Dockerfile, context, build args, platforms and the digest of
-each base image per platform, read from the registries) and compares it with the
-id under the image's full tag. Only the images whose inputs changed are rebuilt
-and their full tags replaced; the rest keep their digests. Floating tags follow
-through the same two phases as publish: they move only once every image of the
-release is rebuilt and verified, in every registry.
+For the newest final release of each selected line (versions.toml's `supported`
+lines unless --lines), refresh works out every image's build id (Dockerfile,
+context, build args, platforms and the digest of each base image per platform, read
+from the registries) and compares it with the id under the image's full tag. Only
+the images whose inputs changed are rebuilt, with the Python packages they have
+(a lock that would change one is refused, unless --re-resolve); the rest keep their
+digests. A rebuilt image is pushed by digest and annotated with the one it
+replaces, which stays pullable by digest. Its full tag, then the tags that followed
+it, move only once every image of the release is verified, in every registry.
 
 The known releases and the commit each was built from are read from the
 registry; nothing is kept between runs, so a failed refresh is repaired by
@@ -34,7 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--lines",
         metavar="LINES",
         help="comma-separated lines: X.Y (2.20) or X.x (the newest minor line of major X); "
-        "default: the newest minor line of every major in the registry",
+        "default: versions.toml's `supported` lines, else the newest minor line of every "
+        "major in the registry",
     )
     options.add_config(parser)
     options.add_registries(parser)

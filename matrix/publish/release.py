@@ -114,7 +114,13 @@ def refresh_releases(
     repositories = sorted({image.repository for image in loaded.config.images.values()})
     # Releases no [[lines]] entry covers (Prefect 1.x, say) are not refreshed.
     known = [v for v in releases_on(client, registry, repositories) if loaded.covers(v)]
-    releases = newest_of_lines(known, selectors)
+    if selectors:
+        releases = newest_of_lines(known, selectors)
+    else:
+        # versions.toml's supported lines: one this registry has no release of is
+        # simply not there yet (a test registry, a new mirror).
+        supported = parse_lines(",".join(loaded.config.supported))
+        releases = newest_of_lines(known, supported, missing_ok=bool(supported))
     if not releases:
         raise UserError(f"no release of {', '.join(repositories)} on {registry} to refresh")
     settings = replace(settings, policy=REFRESH)
