@@ -35,6 +35,7 @@ DEFAULT_BUILDER = "matrix"
 
 class BuildxEngine:
     name = "buildx"
+    writes_provenance = False  # BuildKit's own provenance names the bases it pulled
 
     def __init__(
         self,

@@ -95,6 +95,9 @@ ATTEST = "matrix.attest"
 
 class PodmanEngine:
     name = "podman"
+    # matrix writes the provenance of podman's images, so it needs each base's digest
+    # (from the build inputs); BuildKit records its own.
+    writes_provenance = True
 
     def __init__(
         self,

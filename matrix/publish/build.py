@@ -173,8 +173,8 @@ def build_job(
     dry_run: bool = False,
 ) -> BuildJob:
     """Make one build request per image, then render the plan's contexts. A push by
-    digest also carries the build id: its inputs read the bases from their registries
-    (not in a dry run that pushes nothing)."""
+    digest, or a push whose provenance matrix writes, also carries the build id: its
+    inputs read the bases from their registries (not in a dry run that pushes nothing)."""
     registry = registries.target.host
     # The requests first: a --platform no image builds is refused before any rendering.
     contexts = {spec.key: contexts_folder / spec.key for spec in plan.images}
@@ -188,8 +188,10 @@ def build_job(
             _progress(f"{context.key}: {context.describe_lock()}")
     requests = _with_lock_annotations(requests, rendered, build.source_date_epoch)
     inputs: dict[str, InputsRecord] = {}
-    if build.push_by_digest and not dry_run:
-        # What publish --digests needs to label the image and judge it next time.
+    provenance = build.push and build.attest_provenance and engine.writes_provenance
+    if (build.push_by_digest or provenance) and not dry_run:
+        # What publish --digests needs to label the image and judge it next time, and
+        # what the provenance matrix writes names: the digest of each base it was built on.
         inputs = plan_inputs(client, plan, contexts, build, build.labels)
         specs = {spec.key: spec for spec in plan.images}
         requests = [with_build_id(plan, specs[r.key], r, inputs[r.key]) for r in requests]

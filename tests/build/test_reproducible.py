@@ -272,3 +272,56 @@ def test_check_reproducible_refuses_a_real_push(flag, capsys):
         "matrix: error: --check-reproducible pushes its two builds to check tags only: drop "
         "--push, --push-by-digest and --dry-run"
     ]
+
+
+@pytest.mark.podman
+@pytest.mark.registry
+def test_check_reproducible_fails_when_the_two_builds_differ(tmp_path, registry, podman, capsys):
+    """A build that fetches something that changes (here a URL answering a new body each
+    time) gives two digests: exit 1, and the check says which image."""
+    import http.server
+    import shutil
+    import threading
+
+    from matrix.cli import main
+
+    class Changing(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = uuid.uuid4().hex.encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Changing)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    config = tmp_path / "config"
+    shutil.copytree(SCRATCH.parent, config)
+    repository = f"check-{uuid.uuid4().hex[:8]}/scratch"
+    versions = config / "versions.toml"
+    versions.write_text(versions.read_text().replace("matrix-e2e/scratch", repository))
+    template = config / "dockerfiles" / "scratch.Dockerfile.j2"
+    url = f"http://127.0.0.1:{server.server_address[1]}/nonce"
+    template.write_text(
+        template.read_text().replace(
+            "COPY hello.txt /hello.txt", f"COPY hello.txt /hello.txt\nADD {url} /nonce"
+        )
+    )
+    try:
+        code = main(
+            [
+                *("build", "--config", str(versions), "--version", "1.2.3"),
+                *("--flavor", "standard", "--engine", "podman", "--registry", registry.host),
+                *("--check-reproducible", "--format", "json"),
+            ]
+        )
+    finally:
+        server.shutdown()
+    captured = capsys.readouterr()
+    assert code == 1, captured.err
+    (checked,) = json.loads(captured.out)["checked"]
+    assert checked["reproducible"] is False
+    assert checked["first"] != checked["second"]
