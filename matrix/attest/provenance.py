@@ -90,35 +90,24 @@ def provenance_statement(facts: BuildFacts) -> bytes:
     )
     if facts.build_id:
         definition.internal_parameters.update({"buildId": facts.build_id})
-    dependencies = []
-    if facts.prefect_commit:
-        dependencies.append(
-            ResourceDescriptor(
-                uri=f"{PREFECT_SOURCE}@{facts.prefect_commit}",
-                digest={"gitCommit": facts.prefect_commit},
-                name="prefect",
-            ).pb
-        )
-    if facts.matrix_commit:
-        dependencies.append(
-            ResourceDescriptor(
-                uri=f"git+{BUILDER_ID}@{facts.matrix_commit}",
-                digest={"gitCommit": facts.matrix_commit},
-                name="matrix",
-            ).pb
-        )
-    if facts.lock_digest:
-        dependencies.append(
-            ResourceDescriptor(
-                uri=facts.lock_path, digest=_digest_map(facts.lock_digest), name="lock"
-            ).pb
-        )
-    for base, digest in sorted(facts.bases.items()):
-        dependencies.append(
-            ResourceDescriptor(
-                uri=f"docker-image://{base}", digest=_digest_map(digest), name="base"
-            ).pb
-        )
+    # name, uri, digest: each source the image was made from that the build knows.
+    sources = [
+        ("prefect", f"{PREFECT_SOURCE}@{facts.prefect_commit}", {"gitCommit": facts.prefect_commit})
+        if facts.prefect_commit
+        else None,
+        ("matrix", f"git+{BUILDER_ID}@{facts.matrix_commit}", {"gitCommit": facts.matrix_commit})
+        if facts.matrix_commit
+        else None,
+        ("lock", facts.lock_path, _digest_map(facts.lock_digest)) if facts.lock_digest else None,
+        *(
+            ("base", f"docker-image://{base}", _digest_map(digest))
+            for base, digest in sorted(facts.bases.items())
+        ),
+    ]
+    dependencies = [
+        ResourceDescriptor(uri=uri, digest=digest, name=name).pb
+        for name, uri, digest in filter(None, sources)
+    ]
     definition.resolved_dependencies.extend(dependencies)
     details = predicate.run_details
     details.builder.id = BUILDER_ID
