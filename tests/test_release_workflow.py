@@ -24,6 +24,9 @@ from typing import Any
 
 import pytest
 
+from matrix.lock import decode_pins
+from matrix.publish.annotations import PINS_ANNOTATION, RESOLVED_AS_OF
+from matrix.publish.state import read_image
 from matrix.reference import parse_reference
 from tests.support.images import push_index
 from tests.support.package_index import make_wheel, start_index
@@ -673,8 +676,19 @@ def test_a_dev_build_of_a_3x_commit_publishes_every_planned_image(
     written = {(c["repository"], c["tag"]) for c in report["changes"] if c["done"]}
     for repository in (f"{unique}/prefect-dev", f"{unique}/prefect-client-dev"):
         assert (repository, f"sha-{head[:7]}-python3.12") in written
-    tags = make_client().list_tags(f"{registry.host}/{unique}/prefect-client-dev")
+    client = make_client()
+    tags = client.list_tags(f"{registry.host}/{unique}/prefect-client-dev")
     assert f"sha-{head[:7]}-python3.12" in tags
+    # The merged index (a dev build's is under its sha tag) records what its build
+    # jobs' locks did, as a podman push does: the date they resolved as of (a refresh
+    # keeps it) and the pins of both platforms (a dist is pinned by its hash).
+    (full,) = [c for c in report["changes"] if c["repository"].endswith("/prefect-dev")]
+    where = f"{registry.host}/{full['repository']}:{full['tag']}"
+    merged = read_image(client, parse_reference(where))
+    assert merged.annotations[RESOLVED_AS_OF].endswith("Z")
+    pinned = decode_pins(merged.annotations[PINS_ANNOTATION])
+    assert set(pinned) == {"amd64", "arm64"}
+    assert pinned["amd64"]["prefect"] == pinned["arm64"]["prefect"] != ""
 
 
 # --- release-images.yml: the catch-up ------------------------------------------------

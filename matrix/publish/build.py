@@ -158,8 +158,16 @@ class BuildJob:
 
         if self.digests_out is None:
             return
+        request = next(r for r in self.requests if r.key == result.key)
         for platform, digest in result.platform_digests.items():
-            write_digest(self.digests_out, result.key, platform, digest, self.inputs[result.key])
+            write_digest(
+                self.digests_out,
+                result.key,
+                platform,
+                digest,
+                self.inputs[result.key],
+                request.annotations,
+            )
 
 
 def build_job(
@@ -338,7 +346,7 @@ def digest_merger(
     the build inputs the build jobs recorded there go into the index's annotations.
     ``observed``: what the run saw under the full tags; a full tag that names anything
     else right before its write is not written over (`matrix.registry.Overtaken`)."""
-    from matrix.publish.digests import image_inputs, read_digests
+    from matrix.publish.digests import image_inputs, lock_annotations, read_digests
     from matrix.publish.state import reference
     from matrix.registry import assemble_index
 
@@ -357,6 +365,7 @@ def digest_merger(
             entries.append((record.digest, platform))
         target = reference(registry, spec.full_target)
         annotations = annotations_for(plan, spec, inputs.get(spec.key))
+        annotations |= lock_annotations(found, spec, folder)
         if replacing is not None:
             annotations[REPLACES_ANNOTATION] = replacing
             return assemble_index(client, target, entries, annotations=annotations, untagged=True)

@@ -1,9 +1,11 @@
 """Per-platform digests handed from build runners to the publish job.
 
 `matrix build --push-by-digest --digests-out DIR` writes one small JSON file per
-image and platform: the digest pushed and the build inputs it was built from;
-`matrix publish --digests DIR` reads them all and assembles each image's index
-from them. Any file that is not one of ours is an error, and so are two platform
+image and platform: the digest pushed, the build inputs it was built from and what
+its lock records (the date it resolved as of, its pins); `matrix publish --digests
+DIR` reads them all and assembles each image's index from them, annotated as an
+index podman pushes is, so a later refresh keeps the lock and verify compares the
+SBOM with it. Any file that is not one of ours is an error, and so are two platform
 jobs of one image that built from different inputs (a base image moved between
 them): the index would name images that do not belong together.
 """
@@ -12,13 +14,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from matrix.buildid import InputsRecord, build_id, decode_inputs, encode_inputs
 from matrix.errors import UserError
 from matrix.platform import Cell
+from matrix.publish.annotations import PINS_ANNOTATION, RESOLVED_AS_OF
 from matrix.reference import validate_digest
 
 
@@ -26,6 +29,11 @@ from matrix.reference import validate_digest
 class DigestRecord:
     digest: str
     build_inputs: str | None = None  # encode_inputs' text, when the build recorded it
+    lock: Mapping[str, str] = field(default_factory=dict)  # its lock's annotations
+
+
+# The annotations of a build's lock that its digest file hands on to the index.
+LOCK_ANNOTATIONS = (RESOLVED_AS_OF, PINS_ANNOTATION)
 
 
 def digest_file_name(key: str, platform: str) -> str:
@@ -33,13 +41,23 @@ def digest_file_name(key: str, platform: str) -> str:
 
 
 def write_digest(
-    folder: Path, key: str, platform: str, digest: str, inputs: InputsRecord | None = None
+    folder: Path,
+    key: str,
+    platform: str,
+    digest: str,
+    inputs: InputsRecord | None = None,
+    annotations: Mapping[str, str] | None = None,
 ) -> Path:
+    """The digest file of one platform build; ``annotations``: the build's, of which
+    those of its lock are kept."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / digest_file_name(key, platform)
     record: dict[str, Any] = {"key": key, "platform": platform, "digest": validate_digest(digest)}
     if inputs is not None:
         record |= {"build_id": build_id(inputs), "build_inputs": encode_inputs(inputs)}
+    lock = {name: value for name, value in (annotations or {}).items() if name in LOCK_ANNOTATIONS}
+    if lock:
+        record["lock"] = lock
     path.write_text(json.dumps(record) + "\n", encoding="utf-8")
     return path
 
@@ -57,10 +75,13 @@ def read_digests(folder: Path) -> dict[tuple[str, str], DigestRecord]:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             key, platform = data["key"], data["platform"]
-            record = DigestRecord(validate_digest(data["digest"]), data.get("build_inputs"))
-            texts = (key, platform, record.build_inputs or "")
+            lock = data.get("lock") or {}
+            record = DigestRecord(validate_digest(data["digest"]), data.get("build_inputs"), lock)
+            texts = (key, platform, record.build_inputs or "", *lock.values())
             if not all(isinstance(text, str) for text in texts):
-                raise ValueError("key, platform and build_inputs must be strings")
+                raise ValueError("key, platform, build_inputs and the lock must be strings")
+            if set(lock) - set(LOCK_ANNOTATIONS):
+                raise ValueError(f"its lock records {sorted(set(lock) - set(LOCK_ANNOTATIONS))}")
             if record.build_inputs is not None:
                 inputs = decode_inputs(record.build_inputs)
                 if build_id(inputs) != data.get("build_id"):
@@ -93,3 +114,16 @@ def image_inputs(
         if texts and None not in texts:
             inputs[spec.key] = decode_inputs(texts.pop())
     return inputs
+
+
+def lock_annotations(
+    found: Mapping[tuple[str, str], DigestRecord], spec, folder: Path
+) -> dict[str, str]:
+    """What the lock of ``spec``'s image records, as all its platform jobs agree."""
+    locks = [dict(found[(spec.key, p)].lock) for p in spec.platforms if (spec.key, p) in found]
+    if any(lock != locks[0] for lock in locks[1:]):
+        raise UserError(
+            f"{folder}: the platform builds of {spec.key} installed different locks (the "
+            "package index changed between the jobs?): rebuild them"
+        )
+    return locks[0] if locks else {}

@@ -8,7 +8,8 @@ import pytest
 
 from matrix.buildid import BuildInputs, build_id
 from matrix.errors import UserError
-from matrix.publish.digests import image_inputs, read_digests, write_digest
+from matrix.publish.annotations import KEY_ANNOTATION, PINS_ANNOTATION, RESOLVED_AS_OF
+from matrix.publish.digests import image_inputs, lock_annotations, read_digests, write_digest
 
 DIGEST = "sha256:" + "a" * 64
 OTHER = "sha256:" + "b" * 64
@@ -59,7 +60,14 @@ def test_a_record_whose_id_does_not_match_its_inputs_is_refused(tmp_path, plan):
 
 @pytest.mark.parametrize(
     "change",
-    [{"key": ["a"]}, {"platform": {"os": "linux"}}, {"build_inputs": {"v": 1}}, {"digest": 7}],
+    [
+        {"key": ["a"]},
+        {"platform": {"os": "linux"}},
+        {"build_inputs": {"v": 1}},
+        {"digest": 7},
+        {"lock": {RESOLVED_AS_OF: 7}},
+        {"lock": {"org.example.other": "x"}},
+    ],
 )
 def test_a_digest_file_with_values_of_the_wrong_type_is_one_clear_error(tmp_path, plan, change):
     (spec,) = plan.images
@@ -67,3 +75,26 @@ def test_a_digest_file_with_values_of_the_wrong_type_is_one_clear_error(tmp_path
     path.write_text(json.dumps({**json.loads(path.read_text()), **change}))
     with pytest.raises(UserError, match="not a digest file of matrix build"):
         read_digests(tmp_path)
+
+
+LOCKED = {RESOLVED_AS_OF: "2023-08-24T20:02:09Z", PINS_ANNOTATION: "amd64:griffe==0.35.0"}
+
+
+def test_the_lock_each_job_installed_reaches_the_index(tmp_path, plan):
+    """The merged index carries the lock's date and pins, as a podman-pushed one does:
+    a refresh keeps the date, and refuses a rebuild that would change a pin."""
+    (spec,) = plan.images
+    # A build's other annotations (its key, say) are not the digest file's to carry.
+    built = {**LOCKED, KEY_ANNOTATION: spec.key}
+    write_digest(tmp_path, spec.key, "linux/amd64", DIGEST, annotations=built)
+    write_digest(tmp_path, spec.key, "linux/arm64", OTHER, annotations=built)
+    assert lock_annotations(read_digests(tmp_path), spec, tmp_path) == LOCKED
+
+
+def test_platform_jobs_that_installed_different_locks_are_refused(tmp_path, plan):
+    (spec,) = plan.images
+    write_digest(tmp_path, spec.key, "linux/amd64", DIGEST, annotations=LOCKED)
+    later = {**LOCKED, RESOLVED_AS_OF: "2023-08-25T00:00:00Z"}
+    write_digest(tmp_path, spec.key, "linux/arm64", OTHER, annotations=later)
+    with pytest.raises(UserError, match="installed different locks"):
+        lock_annotations(read_digests(tmp_path), spec, tmp_path)
