@@ -19,6 +19,7 @@ from matrix.publish.run import (
 )
 from matrix.publish.state import (
     RemoteImage,
+    TagLists,
     plan_on_registry,
     read_image,
     reference,
@@ -52,7 +53,8 @@ def publish_release(
     """Plan the release against the target registry, then build (or merge) what is
     missing, copy it to the mirrors, verify, and move the tags."""
     registry = settings.registries.target.host
-    plan = plan_on_registry(client, loaded, selection, registry)
+    listed: TagLists = {}
+    plan = plan_on_registry(client, loaded, selection, registry, listed)
     for note in plan.notes:
         progress("release", "plan", note)
     # --latest / --no-latest decide the floating tags by hand: a rollback is recorded.
@@ -63,9 +65,9 @@ def publish_release(
         def merged(images: Mapping[str, RemoteImage | None]) -> tuple[ImageBuilder, Inputs]:
             return digest_merger(client, plan, registry, folder, observed=images)
 
-        return _run(client, plan, settings, merged, confirm, progress, by)
+        return _run(client, plan, settings, merged, confirm, progress, by, listed)
     builders = _engine(client, plan, loaded, settings)
-    return _run(client, plan, settings, builders, confirm, progress, by)
+    return _run(client, plan, settings, builders, confirm, progress, by, listed)
 
 
 def promote_release(
@@ -187,13 +189,14 @@ def _run(
     confirm,
     progress,
     by: str | None = None,
+    listed: TagLists | None = None,
 ) -> PublishReport:
     """The one publish machine, asking before it writes unless --yes or a dry run. The
     registries are read once: ``builders`` gets the images the primary holds (a
     rebuild keeps their lock dates), and the decision is made from the same reading."""
     primary = settings.registries.target.host
     mirrors = [m.host for m in settings.registries.mirrors(plan)]
-    observation = observe(client, plan, (primary, *mirrors), settings.policy)
+    observation = observe(client, plan, (primary, *mirrors), settings.policy, listed)
     builder, inputs = builders(observation.states[primary].images)
     return publish(
         client,

@@ -43,6 +43,7 @@ from matrix.publish.reconcile import (
 from matrix.publish.state import (
     ReleaseState,
     RemoteImage,
+    TagLists,
     known_releases,
     read_image,
     read_images,
@@ -299,22 +300,36 @@ def promote(
     )
 
 
-def observe(client, plan: Plan, registries: Sequence[str], policy: Policy = PUBLISH) -> Observation:
+def observe(
+    client,
+    plan: Plan,
+    registries: Sequence[str],
+    policy: Policy = PUBLISH,
+    listed: TagLists | None = None,
+) -> Observation:
     """One GET per image and one HEAD per other tag in every registry; under a refresh,
-    one GET more per distinct digest a tag names besides its image's."""
+    one GET more per distinct digest a tag names besides its image's. ``listed``: the
+    tag lists the run has read already (planning), not read again."""
     states = {r: read_state(client, plan, r) for r in registries}
     earlier = _earlier_builds(client, plan, states) if policy.refresh else {}
-    holds, known = _read_holds(client, plan, registries)
+    holds, known = _read_holds(client, plan, registries, listed or {})
     return Observation(states, earlier, holds, known)
 
 
 def _read_holds(
-    client, plan: Plan, registries: Sequence[str]
+    client, plan: Plan, registries: Sequence[str], listed: TagLists
 ) -> tuple[Table, dict[str, list[Version]]]:
     """The holds where the plan has floating tags, and the releases each registry
-    holds there: a tag list per repository, and a GET where a holds record is."""
+    holds there: a tag list per repository (unless ``listed``), and a GET where a
+    holds record is."""
     pairs = [(r, repo) for r in registries for repo in repositories_of(plan)]
-    lists = client.map(lambda p: client.list_tags(ImageReference(*p)), pairs)
+
+    def tags(pair: tuple[str, str]) -> list[str]:
+        if pair in listed:
+            return listed[pair]
+        return client.list_tags(ImageReference(*pair))
+
+    lists = client.map(tags, pairs)
     holds = client.map(
         lambda item: read_holds(client, *item[0], item[1]), list(zip(pairs, lists, strict=True))
     )

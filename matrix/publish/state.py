@@ -191,22 +191,37 @@ def known_releases(tag_lists: Iterable[Iterable[str]]) -> list[Version]:
     return sorted(found)
 
 
-def releases_on(client, registry: str, repositories: Iterable[str]) -> list[Version]:
-    """The releases the full tags in ``repositories`` of ``registry`` name."""
+# (registry, repository) -> its tags, as a run listed them: read once, used by all.
+TagLists = dict[tuple[str, str], list[str]]
+
+
+def releases_on(
+    client, registry: str, repositories: Iterable[str], listed: TagLists | None = None
+) -> list[Version]:
+    """The releases the full tags in ``repositories`` of ``registry`` name; each tag
+    list read goes into ``listed``, for the rest of the run."""
+    repositories = list(repositories)
     tag_lists = client.map(lambda r: client.list_tags(ImageReference(registry, r)), repositories)
+    if listed is not None:
+        for repository, tags in zip(repositories, tag_lists, strict=True):
+            listed[(registry, repository)] = tags
     return known_releases(tag_lists)
 
 
 def plan_on_registry(
-    client, loaded: LoadedConfig, selection: ReleaseSelection, registry: str
+    client,
+    loaded: LoadedConfig,
+    selection: ReleaseSelection,
+    registry: str,
+    listed: TagLists | None = None,
 ) -> Plan:
     """The selected release planned with ``loaded``. Unless the command line settled
     "newest in line", the known releases are the full tags in the release repositories
-    of ``registry``, and a note says so."""
+    of ``registry`` (their lists go into ``listed``), and a note says so."""
     plan = selection.plan(loaded)
     if selection.knows_newest:
         return plan
     repositories = sorted({spec.repository for spec in plan.images})
-    plan = selection.plan(loaded, known=releases_on(client, registry, repositories))
+    plan = selection.plan(loaded, known=releases_on(client, registry, repositories, listed))
     note = f"known releases read from the tags of {', '.join(repositories)} on {registry}"
     return replace(plan, notes=(*plan.notes, note))
