@@ -34,6 +34,8 @@ import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from tests.support.serving import serve_in_background
+
 MODES = (
     "html",
     "web-404",
@@ -66,7 +68,7 @@ class BadRegistry:
         self.server.daemon_threads = True
         self.server.bad = self  # type: ignore[attr-defined]
         self.realm = f"http://127.0.0.1:{_closed_port()}/token"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        serve_in_background(self.server)
 
     @property
     def host(self) -> str:

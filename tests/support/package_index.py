@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import threading
 import zipfile
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,6 +16,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from packaging.utils import canonicalize_name, parse_wheel_filename
+
+from tests.support.serving import serve_in_background
 
 SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
 # Wheels carry this date on every member, so the same arguments give the same bytes.
@@ -170,5 +171,5 @@ def start_index() -> PackageIndex:
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     index.server = server
     index.host = f"127.0.0.1:{server.server_address[1]}"
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    serve_in_background(server)
     return index

@@ -13,7 +13,6 @@ import datetime as dt
 import fnmatch
 import json
 import secrets
-import threading
 import time
 import urllib.parse
 from dataclasses import dataclass, field
@@ -25,6 +24,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
+
+from tests.support.serving import serve_in_background
 
 SERVICE = "matrix-test-registry"
 ISSUER = "matrix-test-issuer"
@@ -135,7 +136,7 @@ def start_token_issuer(
         anonymous or {},
     )
     server.issuer = issuer  # type: ignore[attr-defined]
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    serve_in_background(server)
     return issuer
 
 
