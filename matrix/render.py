@@ -16,6 +16,7 @@ from pathlib import Path
 
 from matrix.config import LoadedConfig
 from matrix.engines.mirrors import BaseMirrors
+from matrix.engines.requests import build_epoch
 from matrix.errors import UserError
 from matrix.index import Index
 from matrix.lock import (
@@ -171,6 +172,8 @@ def render_dockerfile(
             install_folder=INSTALL_FOLDER,
             image_install_folder=IMAGE_INSTALL_FOLDER,
             image_lock_path=IMAGE_LOCK_PATH,
+            # What the engines set every timestamp to (the same value they get).
+            epoch=build_epoch(source_date_epoch, lock.as_of if lock is not None else None),
         )
     except jinja2.UndefinedError as error:
         raise UserError(f"{spec.key}: {spec.template}: {error.message}") from None

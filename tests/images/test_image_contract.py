@@ -110,6 +110,21 @@ def test_no_command_prints_the_banner_and_opens_a_login_shell(real_images, versi
 
 
 @pytest.mark.parametrize(("version", "image", "flavor"), CASES)
+def test_prefect_starts_from_the_images_own_bytecode(real_images, version, image, flavor):
+    """Every file's time is the image's epoch (reproducible builds): bytecode checked
+    by the source's time would be stale, and each start would compile prefect again."""
+    reference = real_images.build(version, image, flavor)
+    ran = run_as_docker_would(reference, ["python", "-v", "-c", "import prefect"])
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    # `python -v` names the .pyc a module comes from, or its .py when it compiled it.
+    loaded = re.findall(r"^# code object from '?(\S+?)'?$", ran.stderr, re.MULTILINE)
+    from_prefect = [path for path in loaded if "/prefect/" in path]
+    assert from_prefect, ran.stderr[-2000:]
+    compiled = [path for path in from_prefect if path.endswith(".py")]
+    assert compiled == [], f"{len(compiled)} of {len(from_prefect)} compiled at start"
+
+
+@pytest.mark.parametrize(("version", "image", "flavor"), CASES)
 def test_git_uv_and_the_lines_extras_are_there(real_images, version, image, flavor):
     reference = real_images.build(version, image, flavor)
     git = run_as_docker_would(reference, ["git", "--version"])

@@ -5,7 +5,9 @@ ARG PREFECT_VERSION="2.11.5"
 ARG BASE_IMAGE="prefect-conda"
 FROM docker.io/continuumio/miniconda3:24.7.1-0 AS prefect-conda
 ARG PYTHON_VERSION
-RUN conda create --yes --name prefect "python=${PYTHON_VERSION}" \
+# Hash-checked bytecode, as for pip below: the env's files get the image's epoch as
+# their time.
+RUN SOURCE_DATE_EPOCH=1691150000 conda create --yes --name prefect "python=${PYTHON_VERSION}" \
     && conda clean --all --yes
 # Activated as Prefect's conda image activates it: the entrypoint reads ~/.bashrc, and
 # RUN lines run in a login shell. The env also comes first on PATH and names itself, so
@@ -39,12 +41,15 @@ RUN apt-get update \
 # The cell's lock: prefect at the planned version with the line's extras,
 # EXTRA_PIP_PACKAGES, every dependency pinned with its hashes as of the
 # release. pip installs exactly that and resolves nothing; the image keeps the lock
-# for its users.
+# for its users. With SOURCE_DATE_EPOCH set, pip writes bytecode checked against the
+# source's hash, not its time: the build sets every file's time to the image's epoch,
+# which would leave time-checked .pyc files stale and every start compiling again.
 ARG TARGETARCH
 COPY install/ /tmp/matrix-install/
 RUN mkdir -p /opt/prefect \
     && cp "/tmp/matrix-install/requirements-${TARGETARCH}.lock" /opt/prefect/requirements.lock \
-    && pip install --no-cache-dir --require-hashes --no-deps --requirement /opt/prefect/requirements.lock \
+    && SOURCE_DATE_EPOCH=1691150000 pip install --no-cache-dir --require-hashes --no-deps \
+        --requirement /opt/prefect/requirements.lock \
     && rm -rf /tmp/matrix-install
 
 LABEL io.prefect.flavor="conda" \

@@ -26,12 +26,15 @@ RUN apt-get update \
 # The cell's lock: prefect at the planned version with the line's extras,
 # EXTRA_PIP_PACKAGES, every dependency pinned with its hashes as of the
 # release. pip installs exactly that and resolves nothing; the image keeps the lock
-# for its users.
+# for its users. With SOURCE_DATE_EPOCH set, pip writes bytecode checked against the
+# source's hash, not its time: the build sets every file's time to the image's epoch,
+# which would leave time-checked .pyc files stale and every start compiling again.
 ARG TARGETARCH
 COPY install/ /tmp/matrix-install/
 RUN mkdir -p /opt/prefect \
     && cp "/tmp/matrix-install/requirements-${TARGETARCH}.lock" /opt/prefect/requirements.lock \
-    && pip install --no-cache-dir --require-hashes --no-deps --requirement /opt/prefect/requirements.lock \
+    && SOURCE_DATE_EPOCH=1691150000 pip install --no-cache-dir --require-hashes --no-deps \
+        --requirement /opt/prefect/requirements.lock \
     && rm -rf /tmp/matrix-install
 
 LABEL io.prefect.flavor="standard" \
