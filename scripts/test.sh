@@ -27,8 +27,6 @@ python3 -m ruff format --check matrix tests bench
 # and zizmor with its strictest persona, offline: no GitHub API, no network at all.
 actionlint
 zizmor --offline --no-progress --persona=auditor .github/workflows
-# Four workers, also on two cores: the real-image builds of one xdist group each go to one
-# worker, and they wait on the package index, Debian's archive and podman's commits and
-# pushes while the quick tests, which wait on timeouts and retries, fill in around them.
-# The ten slowest tests are listed at the end.
-python3 -m pytest -n 4 --dist loadgroup --durations=10 "$@"
+# Two workers: the real-image builds of one xdist group each go to one worker, the quick
+# tests fill in around them. The ten slowest tests are listed at the end.
+python3 -m pytest -n 2 --dist loadgroup --durations=10 "$@"
