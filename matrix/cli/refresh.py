@@ -16,8 +16,9 @@ from the registries) and compares it with the id under the image's full tag. Onl
 the images whose inputs changed are rebuilt, with the Python packages they have
 (a lock that would change one is refused, unless --re-resolve); the rest keep their
 digests. A rebuilt image is pushed by digest and annotated with the one it
-replaces, which stays pullable by digest. Its full tag, then the tags that followed
-it, move only once every image of the release is verified, in every registry.
+replaces, which stays pullable by digest. Its full tag moves only once every
+image of the release is verified; the tags that followed it, only once every
+registry holds the release.
 
 The known releases and the commit each was built from are read from the
 registry; nothing is kept between runs, so a failed refresh is repaired by

@@ -402,14 +402,13 @@ def apply(
     progress: Progress = quiet,
 ) -> None:
     """Content (builds, then copies to each mirror), verify each registry, then tags.
-    An image that replaces another is put in each registry by digest, and its full tag
-    moves to it with the other tags, once every registry is verified."""
+    An image that replaces another is pushed to the primary by digest, and its full
+    tag moves to it once the primary is verified, before the mirrors copy it."""
     primary, *mirrors = observation.registries
     specs = {spec.key: spec for spec in plan.images}
     built = [s for s in decision.steps if isinstance(s, Build)]
     observed = observation.states[primary].images
-    # registry -> image key -> the digest pushed untagged, to replace what its full tag names
-    staged: dict[str, dict[str, str]] = {registry: {} for registry in observation.registries}
+    staged: dict[str, str] = {}  # image key -> the digest pushed untagged, to replace its own
     for step in built:
         spec = specs[step.key]
         seen = getattr(observed.get(spec.key), "digest", None)
@@ -426,25 +425,20 @@ def apply(
             report.done.add((primary, step.target.repository, step.target.tag))
             progress(spec.key, "build", f"pushed {reference(primary, step.target)}")
         else:
-            staged[primary][spec.key] = digest
+            staged[spec.key] = digest
             progress(spec.key, "build", f"pushed {primary}/{spec.repository}@{digest}")
     images = {primary: _verify(client, plan, primary, observation, bool(built), progress, staged)}
+    # Verified: the replaced images' full tags move now, so the mirrors copy from them
+    # and no sha or floating tag below names an image its full tag does not.
+    _move_full_tags(client, plan, primary, staged, images[primary], observation, report, progress)
     for mirror in mirrors:
         copies = [s for s in decision.steps if isinstance(s, Copy) and s.registry == mirror]
         there = observation.states[mirror].images
         client.map(
-            lambda step, there=there, mirror=mirror: _copy(
-                client, step, images[primary], there, report, progress, staged[mirror]
-            ),
+            lambda step, there=there: _copy(client, step, images[primary], there, report, progress),
             copies,
         )
-        images[mirror] = _verify(client, plan, mirror, observation, bool(copies), progress, staged)
-    # Every registry holds every image verified: the replaced images' full tags move
-    # first, so the sha and floating tags below never name an image its full tag does not.
-    for registry, replacing in staged.items():
-        _move_full_tags(
-            client, plan, registry, replacing, images[registry], observation, report, progress
-        )
+        images[mirror] = _verify(client, plan, mirror, observation, bool(copies), progress, {})
     # Every registry holds the complete release: only now may floating tags move. A
     # rollback is recorded before its tags move back, and a hold cleared before they
     # move forward, so a run stopped in between leaves nothing a rerun would undo.
@@ -507,13 +501,13 @@ def _verify(
     observation: Observation,
     written: bool,
     progress: Progress,
-    staged: Mapping[str, Mapping[str, str]],
+    staged: Mapping[str, str],
 ) -> dict[str, RemoteImage]:
     """The full tags afresh when something was written to them, else as observed, and
     the images ``staged`` to replace theirs; raise ReleaseIncomplete unless each is as
     planned."""
     state = observation.states[registry]
-    images = read_images(client, plan, registry, staged[registry]) if written else state.images
+    images = read_images(client, plan, registry, staged) if written else state.images
     problems = verify_problems(plan, ReleaseState(images, {}))
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
@@ -637,26 +631,18 @@ def _copy(
     there: Mapping[str, RemoteImage | None],
     report: PublishReport,
     progress: Progress,
-    staged: dict[str, str],
 ) -> None:
-    """Copy the primary's image to the mirror: under the full tag when it names
-    nothing, else by digest (``staged``), for the tag to move once verified."""
     from matrix.attest.referrers import copy_referrers
     from matrix.registry import copy
 
-    image = images[step.key]
     target = reference(step.registry, step.target)
     seen = getattr(there.get(step.key), "digest", None)
-    source = reference(step.source, step.target).with_digest(image.digest)
-    if seen is None:
-        copy(client, source, target, _as_manifest(image), expected={target: seen})
-        report.done.add((step.registry, step.target.repository, step.target.tag))
-    else:
-        target = target.with_digest(image.digest)
-        copy(client, source, target, _as_manifest(image))
-        staged[step.key] = image.digest
+    manifest = _as_manifest(images[step.key])
+    source = reference(step.source, step.target)
+    copy(client, source, target, manifest, expected={target: seen})
     # A mirror serves the images' SBOM and provenance too (attached as referrers).
-    copy_referrers(client, source, target, image.children.values())
+    copy_referrers(client, source, target, images[step.key].children.values())
+    report.done.add((step.registry, step.target.repository, step.target.tag))
     progress(step.key, "mirror", f"copied to {target}")
 
 
