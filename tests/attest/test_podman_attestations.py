@@ -49,14 +49,18 @@ def _request(tmp_path, registry_host: str, dpkg_status: str = "", **changes):
     return dataclasses.replace(request, annotations=annotations, **changes)
 
 
+def _build(tmp_path, request):
+    """Build and push ``request`` with real podman, as publish's engine does."""
+    engine = PodmanEngine(tmp_path / "work", tls_verify=False)
+    engine.prepare()
+    return engine.build(request, log=lambda line: None)
+
+
 def test_every_platform_image_gets_an_sbom_and_a_provenance_statement(
     make_client, tmp_path, registry, podman
 ):
     request = _request(tmp_path, registry.host, sbom=True, provenance=True)
-    engine = PodmanEngine(tmp_path / "work", tls_verify=False)
-    engine.prepare()
-
-    result = engine.build(request, log=lambda line: None)
+    result = _build(tmp_path, request)
 
     client = make_client()
     repository = parse_reference(request.repository)
@@ -94,9 +98,7 @@ def test_every_platform_image_gets_an_sbom_and_a_provenance_statement(
 def test_attaching_again_to_the_same_image_writes_nothing(make_client, tmp_path, registry, podman):
     """A rerun, or a reproducible rebuild giving the same digest, finds both attached."""
     request = _request(tmp_path, registry.host, sbom=True, provenance=True)
-    engine = PodmanEngine(tmp_path / "work", tls_verify=False)
-    engine.prepare()
-    built = engine.build(request, log=lambda line: None)
+    built = _build(tmp_path, request)
     client = make_client()
     repository = parse_reference(request.repository)
     platform, digest = sorted(built.platform_digests.items())[0]
@@ -114,10 +116,7 @@ def test_the_debian_packages_are_read_from_the_built_images_dpkg_status(
     make_client, tmp_path, registry, podman
 ):
     request = _request(tmp_path, registry.host, dpkg_status=STATUS, sbom=True)
-    engine = PodmanEngine(tmp_path / "work", tls_verify=False)
-    engine.prepare()
-
-    result = engine.build(request, log=lambda line: None)
+    result = _build(tmp_path, request)
 
     client = make_client()
     repository = parse_reference(request.repository)
