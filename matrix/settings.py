@@ -160,6 +160,7 @@ class BuildSettings:
     push: bool = False
     push_by_digest: bool = False
     digests_out: Path | None = None
+    keep_local: bool = False
     labels: Mapping[str, str] = field(default_factory=dict)
     cache_repository: str | None = None
     cache_mode: str = "max"
@@ -187,6 +188,13 @@ class BuildSettings:
             raise UserError("--digests-out records the digests of --push-by-digest; add it")
         if self.digests_out and self.digests_out.exists() and not self.digests_out.is_dir():
             raise UserError(f"--digests-out {self.digests_out}: not a folder")
+        if self.keep_local and (not self.push or self.push_by_digest):
+            raise UserError("--keep-local keeps the image --push pushed to its tags: add --push")
+        if self.keep_local and self.engine != "podman":
+            raise UserError(
+                "--keep-local is for --engine podman: buildx pushes from its builder, "
+                "so pull the pushed tag to run it"
+            )
         if (self.builder or self.create_builder) and self.engine != "buildx":
             raise UserError("--builder and --create-builder are for --engine buildx")
 

@@ -28,6 +28,7 @@ from matrix.lock import decode_pins
 from matrix.publish.annotations import PINS_ANNOTATION, RESOLVED_AS_OF
 from matrix.publish.state import read_image
 from matrix.reference import parse_reference
+from tests.support.configs import SCRATCH, scratch_release
 from tests.support.images import push_index
 from tests.support.package_index import make_wheel, start_index
 from tests.support.workflows import (
@@ -46,7 +47,6 @@ WORKFLOWS = ROOT / ".github" / "workflows"
 PUBLISH = WORKFLOWS / "publish-images.yml"
 RELEASE = WORKFLOWS / "release-images.yml"
 README = ROOT / "README.md"
-SCRATCH = ROOT / "tests" / "build" / "fixtures" / "scratch"
 SHA = "abcdef1234567890abcdef1234567890abcdef12"
 MATRIX_REPOSITORY = "PrefectHQ/matrix"
 
@@ -473,11 +473,7 @@ def test_the_readme_shows_the_lines_prefects_workflow_adds(publish_workflow, tmp
 def test_every_build_job_then_publish_yields_a_verified_release(
     publish_workflow, registry, podman, tmp_path
 ):
-    folder = tmp_path / "config"
-    shutil.copytree(SCRATCH, folder)
-    config = folder / "versions.toml"
-    unique = f"workflow-{uuid.uuid4().hex[:8]}/scratch"
-    config.write_text(config.read_text().replace("matrix-e2e/scratch", unique))
+    config, unique = scratch_release(tmp_path / "config", "workflow")
     local = ["--config", str(config), "--registry", registry.host]
 
     outputs, _ = plan_job(
@@ -710,11 +706,7 @@ def missing_job(release_workflow, workdir: Path, prefect: PrefectCheckout, local
 def test_the_catch_up_lists_what_the_registry_lacks_until_it_is_published(
     make_client, release_workflow, registry, podman, tmp_path
 ):
-    folder = tmp_path / "config"
-    shutil.copytree(SCRATCH, folder)
-    config = folder / "versions.toml"
-    unique = f"catch-up-{uuid.uuid4().hex[:8]}/scratch"
-    config.write_text(config.read_text().replace("matrix-e2e/scratch", unique))
+    config, unique = scratch_release(tmp_path / "config", "catch-up")
     prefect = PrefectCheckout(tmp_path / "prefect")
     prefect.git("tag", "1.2.3", prefect.release)
     prefect.git("tag", "1.2.4", prefect.rc)

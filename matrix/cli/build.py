@@ -83,6 +83,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "`matrix publish --digests DIR`",
     )
     what.add_argument(
+        "--keep-local",
+        action="store_true",
+        help="with --push, --engine podman and one --platform: keep the pushed image in "
+        "podman's storage under its tags, to run it (by default what is pushed is removed)",
+    )
+    what.add_argument(
         "--label",
         action="append",
         default=[],
@@ -155,10 +161,12 @@ def run(args: argparse.Namespace) -> int:
     from matrix.publish.build import build_job
     from matrix.settings import parse_labels
 
-    if args.check_reproducible and (args.push or args.push_by_digest or args.dry_run):
+    if args.check_reproducible and (
+        args.push or args.push_by_digest or args.keep_local or args.dry_run
+    ):
         raise UserError(
             "--check-reproducible pushes its two builds to check tags only: drop --push, "
-            "--push-by-digest and --dry-run"
+            "--push-by-digest, --keep-local and --dry-run"
         )
     selection = options.release_selection(args)
     loaded = load_config(args.config)
@@ -174,6 +182,7 @@ def run(args: argparse.Namespace) -> int:
         push=args.push or args.check_reproducible,
         push_by_digest=args.push_by_digest,
         digests_out=Path(args.digests_out) if args.digests_out else None,
+        keep_local=args.keep_local,
         labels=parse_labels(args.label),
         cache_repository=args.cache_repository,
         cache_mode=args.cache_mode,

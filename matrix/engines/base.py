@@ -53,6 +53,9 @@ class BuildRequest:
     annotations: Mapping[str, str] = field(default_factory=dict)
     push: bool = False
     push_by_digest: bool = False
+    # After the push, the one platform's image stays in the engine's local storage
+    # under the pushed tags, to be run (podman; the default removes what it pushed).
+    keep_local: bool = False
     cache: CacheSettings | None = None
     # Attach to each platform image (matrix.attest); readers keep them apart from platforms.
     provenance: bool = False
@@ -73,6 +76,11 @@ class BuildRequest:
         if self.push_by_digest and len(self.platforms) != 1:
             raise UserError(
                 f"{self.key}: --push-by-digest builds one platform at a time, got "
+                f"{', '.join(self.platforms)} (pick one with --platform)"
+            )
+        if self.keep_local and len(self.platforms) != 1:
+            raise UserError(
+                f"{self.key}: --keep-local keeps one platform's image under the tags, got "
                 f"{', '.join(self.platforms)} (pick one with --platform)"
             )
         if self.push and not self.push_by_digest and not self.tags:

@@ -162,7 +162,16 @@ class PodmanEngine:
                 for tag in request.tags
             )
             read_back = Call(READ_BACK, (f"{request.repository}@{digest}",))
-            cleanup = (Call("manifest.remove", (local_list,)), Call("image.remove", (images,)))
+            # --keep-local: the pushed tags name the one platform's image before its
+            # local name goes, so removing that name only untags it.
+            keep = tuple(
+                Call("image.tag", (images[0], tag)) for tag in request.tags if request.keep_local
+            )
+            cleanup = (
+                Call("manifest.remove", (local_list,)),
+                *keep,
+                Call("image.remove", (images,)),
+            )
         # python-on-whales has no `manifest add`, and podman's manifest create takes no
         # annotations: each entry is added with the exact argv.
         annotate = [f"--annotation={k}={v}" for k, v in request.annotations.items()]

@@ -127,6 +127,7 @@ def requests_for(
         platforms=build.platforms,
         push=build.push,
         push_by_digest=build.push_by_digest,
+        keep_local=build.keep_local,
         cache_repository=build.cache_repository,
         cache_mode=build.cache_mode,
         provenance=build.attest_provenance,

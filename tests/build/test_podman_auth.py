@@ -4,16 +4,14 @@ credentials in a private temporary auth file, and the password shows up nowhere.
 from __future__ import annotations
 
 import os
-import shutil
 import stat
 import tempfile
-import uuid
 from pathlib import Path
 
 from matrix.cli import main
 from matrix.reference import ImageReference
-from tests.build.conftest import FIXTURES
 from tests.conftest import BASIC_USERS
+from tests.support.configs import scratch_release
 from tests.support.publishing import tags_of
 
 
@@ -40,11 +38,7 @@ def test_podman_pushes_with_matrixs_credentials_and_leaks_no_password(
     temp = tmp_path / "tmp"
     temp.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(temp))
-    config = tmp_path / "config"
-    shutil.copytree(FIXTURES / "scratch", config)
-    repository = f"auth-{uuid.uuid4().hex[:8]}/scratch"
-    versions = config / "versions.toml"
-    versions.write_text(versions.read_text().replace("matrix-e2e/scratch", repository))
+    versions, repository = scratch_release(tmp_path / "config", "auth")
     workdir = tmp_path / "work"
     args = ["publish", "--version", "1.2.3", "--sha", "abcdef1234567", "--config", str(versions)]
     args += ["--registry", basic_registry.host, "--engine", "podman", "--yes"]

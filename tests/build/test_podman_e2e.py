@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
-import uuid
+import subprocess
 from pathlib import Path
+
+import pytest
 
 from matrix.config import load_config
 from matrix.engines.podman import PodmanEngine
@@ -18,6 +19,7 @@ from matrix.reference import parse_reference
 from matrix.registry import RegistryClient
 from matrix.registry.manifests import children, parse_manifest
 from matrix.render import render_plan
+from tests.support.configs import scratch_release
 
 FIXTURE_CONFIG = Path(__file__).with_name("fixtures") / "scratch" / "versions.toml"
 PLATFORMS = {"linux/amd64", "linux/arm64"}
@@ -89,11 +91,7 @@ def test_push_by_digest_writes_no_tag_and_publish_merges_the_digests(
 ):
     from matrix.cli import main
 
-    config = tmp_path / "config"
-    shutil.copytree(FIXTURE_CONFIG.parent, config)
-    repository = f"bydigest-{uuid.uuid4().hex[:8]}/scratch"
-    versions = config / "versions.toml"
-    versions.write_text(versions.read_text().replace("matrix-e2e/scratch", repository))
+    versions, repository = scratch_release(tmp_path / "config", "bydigest")
     common = ["--version", "1.2.3", "--sha", "abcdef1234567", "--config", str(versions)]
     common += ["--registry", registry.host]
     digests = tmp_path / "digests"
@@ -141,3 +139,59 @@ def test_push_by_digest_writes_no_tag_and_publish_merges_the_digests(
     assert {str(e.platform): e.digest for e in entries} == {
         r["platform"]: r["digest"] for r in records
     }
+
+
+def test_keep_local_leaves_the_pushed_image_under_its_tags_to_run(
+    make_client, tmp_path, registry, podman, capsys
+):
+    from matrix.cli import main
+
+    versions, repository = scratch_release(tmp_path / "config", "keep")
+    code = main(
+        [
+            "build", "--version", "1.2.3", "--sha", "abcdef1234567", "--config", str(versions),
+            "--registry", registry.host, "--flavor", "standard", "--platform", "linux/arm64",
+            "--engine", "podman", "--push", "--keep-local",
+        ]
+    )  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+
+    client = make_client()
+    tags = [
+        f"{registry.host}/{repository}:{t}" for t in ("1.2.3-python3.12", "sha-abcdef1-python3.12")
+    ]
+    for tag in tags:
+        # The local image is the pushed one: its id is the config digest the registry holds.
+        index = parse_manifest(client.get_manifest(parse_reference(tag)).content)
+        (entry,) = children(index)
+        image_ref = parse_reference(f"{registry.host}/{repository}@{entry.digest}")
+        config_digest = parse_manifest(client.get_manifest(image_ref).content)["config"]["digest"]
+        (local,) = json.loads(
+            subprocess.run(
+                [podman, "image", "inspect", tag], capture_output=True, check=True
+            ).stdout
+        )
+        assert f"sha256:{local['Id']}" == config_digest
+        assert (local["Os"], local["Architecture"]) == ("linux", "arm64")
+        # Only the pushed tags name it: matrix's local name is gone.
+        assert sorted(local["RepoTags"]) == sorted(tags)
+    subprocess.run([podman, "image", "rm", *tags], capture_output=True, check=True)
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        ("--engine podman", "--keep-local keeps the image --push pushed to its tags: add --push"),
+        ("--engine buildx --push", "--keep-local is for --engine podman"),
+        ("--engine podman --push --dry-run", "keeps one platform's image under the tags"),
+    ],
+)
+def test_keep_local_is_refused_where_it_cannot_keep_one_pushed_image(flags, message, capsys):
+    from matrix.cli import main
+
+    common = ["build", "--version", "1.2.3", "--config", str(FIXTURE_CONFIG), "--keep-local"]
+    code = main([*common, *flags.split()])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1, err
+    assert message in err

@@ -26,6 +26,7 @@ from matrix.reference import parse_reference
 from matrix.registry import RegistryClient
 from matrix.render import render_plan
 from tests.build.conftest import FAKE_DOCKER, FIXTURES
+from tests.support.configs import scratch_release
 
 SCRATCH = FIXTURES / "scratch" / "versions.toml"
 EPOCH = 1692907329  # 2023-08-24T20:02:09Z: a second after 2.11.5's upload
@@ -218,15 +219,10 @@ def test_secret_build_args_stay_masked_in_podmans_command_line():
 def test_check_reproducible_pushes_two_builds_to_a_check_tag_only(
     tmp_path, registry, podman, capsys
 ):
-    import shutil
 
     from matrix.cli import main
 
-    config = tmp_path / "config"
-    shutil.copytree(SCRATCH.parent, config)
-    repository = f"check-{uuid.uuid4().hex[:8]}/scratch"
-    versions = config / "versions.toml"
-    versions.write_text(versions.read_text().replace("matrix-e2e/scratch", repository))
+    versions, repository = scratch_release(tmp_path / "config", "check")
     code = main(
         [
             "build",
@@ -261,7 +257,7 @@ def test_check_reproducible_pushes_two_builds_to_a_check_tag_only(
         assert [t for t in listed if not t.startswith("sha256-")] == [tag.rpartition(":")[2]]
 
 
-@pytest.mark.parametrize("flag", ["--push", "--push-by-digest", "--dry-run"])
+@pytest.mark.parametrize("flag", ["--push", "--push-by-digest", "--keep-local", "--dry-run"])
 def test_check_reproducible_refuses_a_real_push(flag, capsys):
     from matrix.cli import main
 
@@ -270,7 +266,7 @@ def test_check_reproducible_refuses_a_real_push(flag, capsys):
     assert code == 2
     assert err.strip().splitlines() == [
         "matrix: error: --check-reproducible pushes its two builds to check tags only: drop "
-        "--push, --push-by-digest and --dry-run"
+        "--push, --push-by-digest, --keep-local and --dry-run"
     ]
 
 
@@ -280,7 +276,6 @@ def test_check_reproducible_fails_when_the_two_builds_differ(tmp_path, registry,
     """A build that fetches something that changes (here a URL answering a new body each
     time) gives two digests: exit 1, and the check says which image."""
     import http.server
-    import shutil
     import threading
 
     from matrix.cli import main
@@ -298,12 +293,8 @@ def test_check_reproducible_fails_when_the_two_builds_differ(tmp_path, registry,
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Changing)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    config = tmp_path / "config"
-    shutil.copytree(SCRATCH.parent, config)
-    repository = f"check-{uuid.uuid4().hex[:8]}/scratch"
-    versions = config / "versions.toml"
-    versions.write_text(versions.read_text().replace("matrix-e2e/scratch", repository))
-    template = config / "dockerfiles" / "scratch.Dockerfile.j2"
+    versions, _ = scratch_release(tmp_path / "config", "check")
+    template = versions.parent / "dockerfiles" / "scratch.Dockerfile.j2"
     url = f"http://127.0.0.1:{server.server_address[1]}/nonce"
     template.write_text(
         template.read_text().replace(

@@ -24,7 +24,7 @@ DEFAULTS = {"image": "prefect", "flavor": "standard"}
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     builders = [item for item in items if "real_images" in getattr(item, "fixturenames", ())]
     for item in builders:
-        # A build, its push and the pull back take minutes on a loaded machine, more
+        # A build and its push take minutes on a loaded machine, more
         # with another build beside them: the suite's 300 s is for what hangs.
         item.add_marker(pytest.mark.timeout(900))
         params = {**DEFAULTS, **getattr(getattr(item, "callspec", None), "params", {})}

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import pytest
 
 from tests.support.package_index import make_wheel, start_index
-from tests.support.real_images import matrix
+from tests.support.real_images import is_the_pushed_image, matrix
 from tests.support.standin_base import run_as_docker_would
 
 
@@ -43,12 +43,13 @@ def test_a_dev_build_from_a_dist_reports_its_local_version(real_images, registry
             "build", "--version", version, "--python", "3.11", "--flavor", "standard",
             "--image", "prefect", "--platform", "linux/amd64", "--engine", "podman",
             "--registry", registry.host, "--base-mirror", f"docker.io={registry.host}",
-            "--push", "--dist", str(dist), "--index-url", index.url,
+            "--push", "--keep-local", "--dist", str(dist), "--index-url", index.url,
         )  # fmt: skip
         assert done.returncode == 0, done.stderr[-4000:]
     finally:
         index.stop()
     image = f"{registry.host}/prefecthq/prefect-dev:sha-abc1234-python3.11"
+    assert is_the_pushed_image(image)
     ran = run_as_docker_would(image, ["prefect", "version"])
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout.strip() == f"Version: {version}"

@@ -4,26 +4,18 @@ linux/amd64 and linux/arm64 and pushes them to a real registry on 127.0.0.1."""
 from __future__ import annotations
 
 import json
-import shutil
-import uuid
-from pathlib import Path
 
 import pytest
 
 from matrix.cli import main
+from tests.support.configs import scratch_release
 
-FIXTURE = Path(__file__).parents[1] / "build" / "fixtures" / "scratch"
 COMMIT = "abcdef1234567"
 
 
 @pytest.fixture
 def fixture_config(tmp_path):
-    folder = tmp_path / "config"
-    shutil.copytree(FIXTURE, folder)
-    path = folder / "versions.toml"
-    unique = uuid.uuid4().hex[:8]
-    path.write_text(path.read_text().replace("matrix-e2e/scratch", f"publish-{unique}/scratch"))
-    return path
+    return scratch_release(tmp_path / "config", "publish")[0]
 
 
 def test_publish_with_podman_then_rerun_writes_nothing(

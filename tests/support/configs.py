@@ -1,9 +1,16 @@
 """The versions.toml of the small releases tests write next to them: the prefect image
-under a repository of the test's own, in the flavors and Pythons a test needs."""
+under a repository of the test's own, in the flavors and Pythons a test needs; and
+copies of the FROM-scratch fixture release under a repository of their own."""
 
 from __future__ import annotations
 
+import shutil
+import uuid
 from collections.abc import Sequence
+from pathlib import Path
+
+# A release whose images are FROM scratch: podman builds both platforms in seconds.
+SCRATCH = Path(__file__).parents[1] / "build" / "fixtures" / "scratch"
 
 SUFFIXES = {"standard": "", "conda": "-conda"}
 
@@ -47,3 +54,13 @@ flavors = [{names}]
 versions = "{versions}"
 latest_python = "3.10"
 {per_flavor}"""
+
+
+def scratch_release(folder: Path, name: str) -> tuple[Path, str]:
+    """The FROM-scratch fixture copied to ``folder``, its image going to a repository of
+    its own, ``<name>-<random>/scratch``: the copy's versions.toml and that repository."""
+    shutil.copytree(SCRATCH, folder)
+    repository = f"{name}-{uuid.uuid4().hex[:8]}/scratch"
+    versions = folder / "versions.toml"
+    versions.write_text(versions.read_text().replace("matrix-e2e/scratch", repository))
+    return versions, repository
