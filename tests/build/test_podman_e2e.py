@@ -152,6 +152,9 @@ def test_keep_local_leaves_the_pushed_image_under_its_tags_to_run(
             "build", "--version", "1.2.3", "--sha", "abcdef1234567", "--config", str(versions),
             "--registry", registry.host, "--flavor", "standard", "--platform", "linux/arm64",
             "--engine", "podman", "--push", "--keep-local",
+            # Reproducible builds of the fixture share an image id with other tests'
+            # builds in podman's storage: a label of its own keeps this one apart.
+            "--label", f"test.image={repository}",
         ]
     )  # fmt: skip
     assert code == 0, capsys.readouterr().err
