@@ -5,12 +5,16 @@ Docker Hub is out of reach in the tests, so the bases the real templates build o
 made locally from one Debian bookworm (whose Python is 3.11) made by debootstrap:
 
 * python:3.11-slim: Debian's interpreter as the system interpreter, with its PEP 668
-  marker (EXTERNALLY-MANAGED) removed and ``python``, ``python3``, ``pip`` and ``pip3``
-  linked into /usr/local/bin, as the official image has a plain interpreter there.
+  marker (EXTERNALLY-MANAGED) removed, ``python`` and ``python3`` linked into
+  /usr/local/bin, and pip 24.0 (what CPython 3.11's ensurepip gives the official image)
+  installed into /usr/local, as the official image has a plain interpreter and its own
+  pip there; Debian's older pip, which reads an index page several times slower, is
+  shadowed.
   pip and ``uv pip install --system`` (what the uv lines' entrypoint runs) both install
   into /usr/local/lib/python3.11/dist-packages, with commands in /usr/local/bin.
 * continuumio/miniconda3: a conda layout at /opt/conda: a Python (Debian's interpreter
-  and standard library copied there, with pip), a ``conda`` command whose ``create
+  and standard library copied there, with a pip of miniconda's era from /opt/conda/pkgs,
+  which every env gets too), a ``conda`` command whose ``create
   --name NAME python=X.Y`` makes /opt/conda/envs/NAME the same way (a real interpreter,
   not a venv, so ``uv pip install --system`` installs into the env it finds first on
   PATH, as in a conda env), and conda's shell activation: /etc/profile.d/conda.sh
@@ -38,6 +42,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -45,8 +50,15 @@ from pathlib import Path
 
 SUITE = "bookworm"
 PYTHON = "3.11"  # bookworm's
-# python3-venv brings the pip wheel the conda stand-in installs pip from.
 PACKAGES = ("python3", "python3-pip", "python3-venv", "ca-certificates")
+# The pips the stand-ins carry, by sha256 of their wheel on PyPI: python:3.11-slim's
+# (CPython 3.11's ensurepip), and one of miniconda 25's time for /opt/conda and its envs.
+PIP_WHEELS = {
+    "24.0": "ba0d021a166865d2265246961bec0152ff124de910c5cc39f1156ce3fa7c69dc",
+    "25.1.1": "2913a38a2abf4ea6b64ab507bd9e967f3b53dc1ede74b01b0931e1ce548751af",
+}
+SLIM_PIP = "24.0"
+CONDA_PIP = "25.1.1"
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 # Where the image keeps the host's bundle: apart from the one Debian's
 # ca-certificates regenerates, so an apt run in a build cannot drop the proxy's CA.
@@ -124,7 +136,7 @@ def create(args):
         os.path.join(prefix, "lib", "python" + HAS),
         symlinks=True,
     )
-    (wheel,) = glob.glob("/usr/share/python-wheels/pip-*.whl")
+    (wheel,) = glob.glob("/opt/conda/pkgs/pip-*.whl")
     subprocess.run(
         [os.path.join(prefix, "bin", "python"), wheel + "/pip", "install", "--quiet",
          "--no-index", "--no-cache-dir", "--root-user-action=ignore", wheel],
@@ -205,12 +217,20 @@ def cache_key() -> str:
     """Every input of the python:3.11-slim rootfs: suite, packages, the CA bundle and
     the recipe."""
     ca = HOST_CA_BUNDLE.read_bytes() if HOST_CA_BUNDLE.is_file() else b""
-    return _key(SUITE, PACKAGES, hashlib.sha256(ca).hexdigest(), "python")
+    return _key(SUITE, PACKAGES, hashlib.sha256(ca).hexdigest(), "python", PIP_WHEELS[SLIM_PIP])
 
 
 def conda_cache_key() -> str:
     ca = HOST_CA_BUNDLE.read_bytes() if HOST_CA_BUNDLE.is_file() else b""
-    return _key(SUITE, PACKAGES, hashlib.sha256(ca).hexdigest(), "conda", CONDA_COMMAND, CONDA_SH)
+    return _key(
+        SUITE,
+        PACKAGES,
+        hashlib.sha256(ca).hexdigest(),
+        "conda",
+        CONDA_COMMAND,
+        CONDA_SH,
+        PIP_WHEELS[CONDA_PIP],
+    )
 
 
 def debootstrap_tarball() -> Path:
@@ -268,16 +288,18 @@ def _derived(name: str, shape: Callable[[Path], None]) -> Path:
 
 
 def _as_python_slim(root: Path) -> None:
-    """Debian's interpreter as python:slim's: no PEP 668 marker, commands in /usr/local/bin."""
+    """Debian's interpreter as python:slim's: no PEP 668 marker, its commands and pip's in
+    /usr/local/bin."""
     (root / f"usr/lib/python{PYTHON}/EXTERNALLY-MANAGED").unlink()
     local = root / "usr/local/bin"
-    for name, target in (
-        ("python", "/usr/bin/python3"),
-        ("python3", "/usr/bin/python3"),
-        ("pip", "/usr/bin/pip3"),
-        ("pip3", "/usr/bin/pip3"),
-    ):
-        (local / name).symlink_to(target)
+    for name in ("python", "python3"):
+        (local / name).symlink_to("/usr/bin/python3")
+    # Outside Debian's deb_system layout its interpreter installs into /usr/local, which
+    # comes first on its sys.path: pip and pip3 there are this pip.
+    wheel = root / "tmp" / pip_wheel(SLIM_PIP).name
+    shutil.copyfile(pip_wheel(SLIM_PIP), wheel)
+    _install_pip(root, "/usr/bin/python3", f"/tmp/{wheel.name}")
+    wheel.unlink()
 
 
 def _as_miniconda(root: Path) -> None:
@@ -290,23 +312,14 @@ def _as_miniconda(root: Path) -> None:
     (conda / "lib").mkdir()
     shutil.copytree(root / f"usr/lib/python{PYTHON}", conda / f"lib/python{PYTHON}", symlinks=True)
     (conda / f"lib/python{PYTHON}/EXTERNALLY-MANAGED").unlink()
-    (wheel,) = (root / "usr/share/python-wheels").glob("pip-*.whl")
-    inside = f"/usr/share/python-wheels/{wheel.name}"
-    _run(
-        [
-            "chroot",
-            str(root),
-            "/usr/bin/env",
-            "DEB_PYTHON_INSTALL_LAYOUT=deb_system",
-            f"/opt/conda/bin/python{PYTHON}",
-            f"{inside}/pip",
-            "install",
-            "--quiet",
-            "--no-index",
-            "--no-cache-dir",
-            "--root-user-action=ignore",
-            inside,
-        ]
+    (conda / "pkgs").mkdir()
+    wheel = conda / "pkgs" / pip_wheel(CONDA_PIP).name
+    shutil.copyfile(pip_wheel(CONDA_PIP), wheel)
+    _install_pip(
+        root,
+        f"/opt/conda/bin/python{PYTHON}",
+        f"/opt/conda/pkgs/{wheel.name}",
+        env=["DEB_PYTHON_INSTALL_LAYOUT=deb_system"],
     )
     command = conda / "bin/conda"
     command.write_text(CONDA_COMMAND)
@@ -316,6 +329,42 @@ def _as_miniconda(root: Path) -> None:
     (root / "etc/profile.d/conda.sh").symlink_to("/opt/conda/etc/profile.d/conda.sh")
     with (root / "root/.bashrc").open("a") as bashrc:
         bashrc.write(". /opt/conda/etc/profile.d/conda.sh\nconda activate\n")
+
+
+def pip_wheel(version: str) -> Path:
+    """pip ``version``'s wheel from the package index, checked against PIP_WHEELS and
+    cached with the stand-ins."""
+    wheel = cache_dir() / "wheels" / f"pip-{version}-py3-none-any.whl"
+    if wheel.is_file():
+        return wheel
+    wheel.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="pip-", dir=wheel.parent) as work:
+        _run(
+            [
+                sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
+                "--only-binary=:all:", "--index-url", "https://pypi.org/simple",
+                "--dest", work, f"pip=={version}",
+            ]
+        )  # fmt: skip
+        downloaded = Path(work) / wheel.name
+        digest = hashlib.sha256(downloaded.read_bytes()).hexdigest()
+        if digest != PIP_WHEELS[version]:
+            raise RuntimeError(f"{wheel.name}: sha256 {digest}, expected {PIP_WHEELS[version]}")
+        downloaded.rename(wheel)
+    return wheel
+
+
+def _install_pip(root: Path, python: str, wheel: str, env: Sequence[str] = ()) -> None:
+    """pip from ``wheel`` (a path inside ``root``) installed by ``python`` in ``root``,
+    running pip straight from its wheel, with no index and no bytecode (the official
+    images keep none)."""
+    _run(
+        [
+            "chroot", str(root), "/usr/bin/env", *env, python, f"{wheel}/pip", "install",
+            "--quiet", "--no-index", "--no-cache-dir", "--no-compile",
+            "--root-user-action=ignore", wheel,
+        ]
+    )  # fmt: skip
 
 
 def _pack(root: Path, tarball: Path) -> None:
