@@ -28,7 +28,9 @@ package index is reached through a TLS proxy that bundle trusts.
 
 debootstrap takes about a minute, so its tarball and each rootfs are cached under
 ``~/.cache/matrix-tests`` (``MATRIX_TESTS_CACHE`` elsewhere), keyed by every input of
-the steps; the imported images are pushed once per test session.
+the steps, and one process at a time makes them; ``python -m tests.support.standin_base``
+makes both ahead of the tests (scripts/test.sh starts it while it installs and lints).
+The imported images are pushed once per test session.
 
 ``podman run`` does not work on these machines (cgroups); ``run_as_docker_would``
 reads the image's config and runs Entrypoint + Cmd in a mounted container root under
@@ -37,6 +39,8 @@ reads the image's config and runs Entrypoint + Cmd in a mounted container root u
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -44,7 +48,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -240,7 +244,14 @@ def debootstrap_tarball() -> Path:
         return tarball
     if shutil.which("debootstrap") is None:
         raise RuntimeError("debootstrap is not installed: run scripts/test.sh, which installs it")
-    tarball.parent.mkdir(parents=True, exist_ok=True)
+    with _one_maker():
+        if tarball.is_file():
+            return tarball
+        _debootstrap(tarball)
+    return tarball
+
+
+def _debootstrap(tarball: Path) -> None:
     with tempfile.TemporaryDirectory(prefix="debootstrap-", dir=tarball.parent) as work:
         root = Path(work) / "root"
         _run(
@@ -253,7 +264,6 @@ def debootstrap_tarball() -> Path:
             ]
         )
         _pack(root, tarball)
-    return tarball
 
 
 def rootfs_tarball() -> Path:
@@ -271,6 +281,13 @@ def _derived(name: str, shape: Callable[[Path], None]) -> Path:
     if tarball.is_file():
         return tarball
     base = debootstrap_tarball()
+    with _one_maker():
+        if not tarball.is_file():
+            _derive(base, tarball, shape)
+    return tarball
+
+
+def _derive(base: Path, tarball: Path, shape: Callable[[Path], None]) -> None:
     with tempfile.TemporaryDirectory(prefix="standin-", dir=tarball.parent) as work:
         root = Path(work) / "root"
         root.mkdir()
@@ -284,7 +301,22 @@ def _derived(name: str, shape: Callable[[Path], None]) -> Path:
                 if entry.is_file():
                     entry.unlink()
         _pack(root, tarball)
-    return tarball
+
+
+@contextlib.contextmanager
+def _one_maker() -> Iterator[None]:
+    """One process at a time makes what the cache lacks (xdist workers, and the early
+    start in scripts/test.sh): the others wait, then find it made. Not reentrant."""
+    cache_dir().mkdir(parents=True, exist_ok=True)
+    with (cache_dir() / "making.lock").open("w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        yield
+
+
+def prepare() -> None:
+    """Both stand-ins' root filesystems, made ahead of the tests that build on them."""
+    rootfs_tarball()
+    conda_rootfs_tarball()
 
 
 def _as_python_slim(root: Path) -> None:
@@ -485,3 +517,7 @@ def _run(argv: list[str]) -> subprocess.CompletedProcess[str]:
             f"{' '.join(argv)} exited with {process.returncode}: {process.stderr[-3000:]}"
         )
     return process
+
+
+if __name__ == "__main__":
+    prepare()
