@@ -164,8 +164,10 @@ class PodmanEngine:
             read_back = Call(READ_BACK, (f"{request.repository}@{digest}",))
             # --keep-local: the pushed tags name the one platform's image before its
             # local name goes, so removing that name only untags it.
-            keep = tuple(
-                Call("image.tag", (images[0], tag)) for tag in request.tags if request.keep_local
+            keep = (
+                tuple(Call("image.tag", (images[0], tag)) for tag in request.tags)
+                if request.keep_local
+                else ()
             )
             cleanup = (
                 Call("manifest.remove", (local_list,)),

@@ -103,9 +103,7 @@ def image_inputs(
     """Image key -> the build inputs record all its platform jobs agree on."""
     inputs: dict[str, InputsRecord] = {}
     for spec in plan.images:
-        texts = {
-            found[(spec.key, p)].build_inputs for p in spec.platforms if (spec.key, p) in found
-        }
+        texts = {record.build_inputs for record in _platform_records(found, spec)}
         if len(texts) > 1:
             raise UserError(
                 f"{folder}: the platform builds of {spec.key} were built from different "
@@ -120,10 +118,15 @@ def lock_annotations(
     found: Mapping[tuple[str, str], DigestRecord], spec, folder: Path
 ) -> dict[str, str]:
     """What the lock of ``spec``'s image records, as all its platform jobs agree."""
-    locks = [dict(found[(spec.key, p)].lock) for p in spec.platforms if (spec.key, p) in found]
+    locks = [dict(record.lock) for record in _platform_records(found, spec)]
     if any(lock != locks[0] for lock in locks[1:]):
         raise UserError(
             f"{folder}: the platform builds of {spec.key} installed different locks (the "
             "package index changed between the jobs?): rebuild them"
         )
     return locks[0] if locks else {}
+
+
+def _platform_records(found: Mapping[tuple[str, str], DigestRecord], spec) -> list[DigestRecord]:
+    """The digest files of ``spec``'s image found, one per platform job."""
+    return [found[(spec.key, p)] for p in spec.platforms if (spec.key, p) in found]
