@@ -8,8 +8,7 @@ made locally from one Debian bookworm (whose Python is 3.11) made by debootstrap
   marker (EXTERNALLY-MANAGED) removed, ``python`` and ``python3`` linked into
   /usr/local/bin, and pip 24.0 (what CPython 3.11's ensurepip gives the official image)
   installed into /usr/local, as the official image has a plain interpreter and its own
-  pip there; Debian's older pip, which reads an index page several times slower, is
-  shadowed.
+  pip there; Debian's older pip, slower to read an index page, is shadowed.
   pip and ``uv pip install --system`` (what the uv lines' entrypoint runs) both install
   into /usr/local/lib/python3.11/dist-packages, with commands in /usr/local/bin.
 * continuumio/miniconda3: a conda layout at /opt/conda: a Python (Debian's interpreter
@@ -54,6 +53,8 @@ from pathlib import Path
 
 SUITE = "bookworm"
 PYTHON = "3.11"  # bookworm's
+# python3-pip brings distutils, setuptools and wheel, python3-venv ensurepip and venv:
+# python:slim's CPython has them all. Their pip is shadowed by the one below.
 PACKAGES = ("python3", "python3-pip", "python3-venv", "ca-certificates")
 # The pips the stand-ins carry, by sha256 of their wheel on PyPI: python:3.11-slim's
 # (CPython 3.11's ensurepip), and one of miniconda 25's time for /opt/conda and its envs.
@@ -328,8 +329,9 @@ def _as_python_slim(root: Path) -> None:
         (local / name).symlink_to("/usr/bin/python3")
     # Outside Debian's deb_system layout its interpreter installs into /usr/local, which
     # comes first on its sys.path: pip and pip3 there are this pip.
-    wheel = root / "tmp" / pip_wheel(SLIM_PIP).name
-    shutil.copyfile(pip_wheel(SLIM_PIP), wheel)
+    cached = pip_wheel(SLIM_PIP)
+    wheel = root / "tmp" / cached.name
+    shutil.copyfile(cached, wheel)
     _install_pip(root, "/usr/bin/python3", f"/tmp/{wheel.name}")
     wheel.unlink()
 
@@ -345,8 +347,9 @@ def _as_miniconda(root: Path) -> None:
     shutil.copytree(root / f"usr/lib/python{PYTHON}", conda / f"lib/python{PYTHON}", symlinks=True)
     (conda / f"lib/python{PYTHON}/EXTERNALLY-MANAGED").unlink()
     (conda / "pkgs").mkdir()
-    wheel = conda / "pkgs" / pip_wheel(CONDA_PIP).name
-    shutil.copyfile(pip_wheel(CONDA_PIP), wheel)
+    cached = pip_wheel(CONDA_PIP)
+    wheel = conda / "pkgs" / cached.name
+    shutil.copyfile(cached, wheel)
     _install_pip(
         root,
         f"/opt/conda/bin/python{PYTHON}",
