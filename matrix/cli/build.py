@@ -44,9 +44,12 @@ examples:
   matrix build --version 2.11.5 --python 3.10 --flavor conda --platform linux/arm64 \\
                --push-by-digest --digests-out digests/     one GitHub Actions job
   matrix build --version 2.11.5 --engine podman --registry 127.0.0.1:5000 --push
-  matrix build --version 3.4.25+12.gabc1234 --dist dist/ --engine podman \
+  matrix build --version 3.4.25+12.gabc1234 --dist dist/ --engine podman \\
                --base-mirror docker.io=127.0.0.1:5000 --registry 127.0.0.1:5000 --push
-  matrix build --version 2.11.5 --engine podman --registry 127.0.0.1:5000 \
+  matrix build --version 2.11.5 --python 3.11 --flavor standard --platform linux/amd64 \\
+               --engine podman --registry 127.0.0.1:5000 --push --keep-local
+                                                        then podman run the pushed tag
+  matrix build --version 2.11.5 --engine podman --registry 127.0.0.1:5000 \\
                --check-reproducible                 two builds, one digest each image
 
 exit codes: 0 every image built (and, checked, reproducible), 1 an image failed or
